@@ -1,0 +1,154 @@
+"""Evaluation jobs: seeded sampling of n completions per held-out problem, scored on load.
+
+The cached job stores the generations themselves (with their seed), not only the scores, so a
+changed verifier re-scores stored generations without sampling again (``score``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness import stats
+from harness.cache import Cache
+from harness.jobs import materialize
+from harness.progress import Progress
+from harness.specs import EvalSpec, SpecError
+from harness.tasks import get_task
+from harness.tasks.base import Problem, Task
+
+GENERATIONS = "generations.json"
+PROBLEM_SEED = 0  # every evaluation of a task uses the same held-out problems
+
+
+def eval_problems(spec: EvalSpec) -> list[Problem]:
+    return get_task(spec.task).problems(spec.split, spec.num_problems, seed=PROBLEM_SEED)
+
+
+def render_prompt(task: Task, problem: Problem, tokenizer: Any) -> str:
+    """The prompt text: bare text as is, chat messages through the tokenizer's chat template."""
+    prompt = task.prompt(problem)
+    if isinstance(prompt, str):
+        return prompt
+    return tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
+
+
+def sample(spec: EvalSpec, out: Path, cache: Cache) -> dict:
+    """The evaluation job: writes the prompts, n sampled and one greedy completion per problem."""
+    if spec.backend == "vllm":
+        from harness.models.vllm_backend import generate
+    else:
+        generate = _generate_transformers
+    task = get_task(spec.task)
+    problems = eval_problems(spec)
+    samples, greedy = generate(spec, task, problems, cache)
+    record = {
+        "problems": [{"uid": p.uid, "question": p.question, "answer": p.answer} for p in problems],
+        "samples": samples,
+        "greedy": greedy,
+    }
+    (out / GENERATIONS).write_text(json.dumps(record))
+    return {}
+
+
+def _generate_transformers(spec: EvalSpec, task: Task, problems: list[Problem],
+                           cache: Cache) -> tuple[list[list[str]], list[str]]:
+    import torch
+
+    from harness.determinism import seed_everything
+    from harness.models import load_model
+
+    seed_everything(spec.seed)
+    model, tokenizer = load_model(spec.model, cache)
+    prompts = [render_prompt(task, p, tokenizer) for p in problems]
+    per_chunk = max(1, spec.batch_size // spec.n)
+    samples: list[list[str]] = []
+    greedy: list[str] = []
+    common = {"max_new_tokens": spec.max_new_tokens, "pad_token_id": tokenizer.pad_token_id,
+              "eos_token_id": tokenizer.eos_token_id}
+    with Progress(total=len(prompts), desc=f"evaluate {spec.short}") as progress, torch.inference_mode():
+        for start in range(0, len(prompts), per_chunk):
+            chunk = prompts[start:start + per_chunk]
+            enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+            width = enc["input_ids"].shape[1]
+            torch.manual_seed(spec.seed * 1_000_003 + start)
+            if spec.temperature > 0:
+                out = model.generate(**enc, do_sample=True, temperature=spec.temperature, top_p=spec.top_p,
+                                     top_k=0, num_return_sequences=spec.n, **common)
+            else:
+                out = model.generate(**enc, do_sample=False, num_return_sequences=spec.n, **common)
+            texts = tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
+            samples.extend(texts[i * spec.n:(i + 1) * spec.n] for i in range(len(chunk)))
+            out = model.generate(**enc, do_sample=False, **common)
+            greedy.extend(tokenizer.batch_decode(out[:, width:], skip_special_tokens=True))
+            progress.update(len(samples))
+    return samples, greedy
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Scored generations of one evaluation job. Arrays are per problem, shape (P,)."""
+
+    spec: EvalSpec
+    problems: list[Problem]
+    samples: list[list[str]]  # (P, n)
+    greedy: list[str]  # (P,)
+    answers: list[list[str | None]]  # extracted answers, (P, n)
+    correct: np.ndarray  # correct samples per problem, (P,)
+    formatted: np.ndarray  # well-formatted samples per problem, (P,)
+    greedy_correct: np.ndarray  # (P,) bool
+
+    @property
+    def n(self) -> int:
+        return self.spec.n
+
+    def per_problem(self, k: int) -> np.ndarray:
+        """Unbiased pass@k of each problem, shape (P,)."""
+        if k > self.n:
+            raise SpecError(f"pass@{k} needs at least {k} samples per problem; the evaluation drew n={self.n}")
+        return stats.pass_at_k_per_problem(self.n, self.correct, k)
+
+    def pass_at_k(self, k: int) -> float:
+        return float(self.per_problem(k).mean())
+
+    def maj_at_k(self, k: int) -> float:
+        return float(stats.maj_at_k(self.answers, [p.answer for p in self.problems], k).mean())
+
+    @cached_property
+    def mean_accuracy(self) -> float:
+        return float((self.correct / self.n).mean())
+
+    def summary(self, ks: Sequence[int]) -> dict[str, float]:
+        out = {f"pass@{k}": self.pass_at_k(k) for k in ks if k <= self.n}
+        out["greedy"] = float(self.greedy_correct.mean())
+        out["format"] = float((self.formatted / self.n).mean())
+        return out
+
+
+def score(spec: EvalSpec, record: dict, task: Task | None = None) -> EvalResult:
+    """Score stored generations with ``task``'s verifier (by default the spec's task)."""
+    task = task or get_task(spec.task)
+    problems = [Problem(**p) for p in record["problems"]]
+    samples = record["samples"]
+    answers = [[task.extract(s) for s in row] for row in samples]
+    correct = np.array([sum(task.is_correct(s, p) for s in row) for row, p in zip(samples, problems, strict=True)])
+    formatted = np.array([sum(task.format_ok(s) for s in row) for row in samples])
+    greedy_correct = np.array([task.is_correct(g, p) for g, p in zip(record["greedy"], problems, strict=True)])
+    return EvalResult(spec=spec, problems=problems, samples=samples, greedy=record["greedy"], answers=answers,
+                      correct=correct, formatted=formatted, greedy_correct=greedy_correct)
+
+
+def load_result(spec: EvalSpec, entry: Path) -> EvalResult:
+    """Score the generations stored in a cache entry."""
+    return score(spec, json.loads((entry / GENERATIONS).read_text()))
+
+
+def evaluate(spec: EvalSpec, cache: Cache) -> EvalResult:
+    """The scored result of ``spec``: sampled once and cached, scored on every load."""
+    return load_result(spec, materialize(spec, cache))

@@ -1,0 +1,59 @@
+"""Findings files: recorded verdicts per claim test, which turn a run into a regression check.
+
+A findings file is YAML: the budget and seeds it was recorded at, and one verdict per test node
+id. Updating merges: entries of tests that did not run are kept (a ``-k`` run deletes nothing).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from harness.loading import FixtureError, _Reader, read_yaml
+from harness.verdicts import OUTCOMES
+
+HEADER = """\
+# Recorded claim verdicts: pytest claims/ --findings THIS_FILE fails a test whose verdict differs.
+# Rewrite with: pytest claims/ --findings THIS_FILE --update-findings (tests that did not run are kept).
+"""
+
+
+@dataclass
+class Findings:
+    """Verdicts by test node id, with the budget and seeds they were recorded at."""
+
+    budget: str
+    seeds: int
+    pairs: str = ""
+    verdicts: dict[str, str] = field(default_factory=dict)
+
+    def check(self, nodeid: str, outcome: str) -> str | None:
+        """None when the outcome reproduces the record, else why the test fails."""
+        recorded = self.verdicts.get(nodeid)
+        if recorded is None:
+            return "no recorded finding for this test; record it with --update-findings"
+        if recorded != outcome:
+            return f"finding flipped: recorded {recorded}, now {outcome}"
+        return None
+
+
+def load(path: Path) -> Findings:
+    reader = _Reader(path, "top level", read_yaml(path))
+    reader.only(["budget", "seeds", "pairs", "findings"])
+    verdicts = reader.get("findings", dict, {}) or {}
+    for nodeid, outcome in verdicts.items():
+        if outcome not in OUTCOMES:
+            raise FixtureError(f"{path}: findings.{nodeid}: unknown verdict {outcome!r}; known: {', '.join(OUTCOMES)}")
+    return Findings(budget=reader.get("budget", str), seeds=reader.get("seeds", int),
+                    pairs=reader.get("pairs", str, ""), verdicts=dict(verdicts))
+
+
+def save(path: Path, findings: Findings) -> None:
+    """Write atomically (a crash leaves the old file whole)."""
+    body = {"budget": findings.budget, "seeds": findings.seeds, "pairs": findings.pairs,
+            "findings": dict(sorted(findings.verdicts.items()))}
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(HEADER + yaml.safe_dump(body, sort_keys=False, width=200))
+    tmp.replace(path)

@@ -1,0 +1,328 @@
+"""pytest plugin: options, pair parametrization, the ``rl`` / ``evaluate`` / ``claim`` fixtures, findings, summary.
+
+Glue only: jobs live in harness.jobs, judgement in harness.verdicts, the matrix in harness.report.
+Verdicts travel to the controller in ``report.user_properties``, so the summary works under xdist.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.cache import Cache
+from harness.loading import Pair, load_fixtures
+from harness.specs import SpecError
+
+DEFAULT_PAIRS = "fixtures/organisms.yaml"
+FINDING = "claims_finding"  # user_properties key: the Finding as a dict plus labels
+JOBS = "claims_jobs"  # user_properties key: cache keys computed / loaded by the test
+
+pairs_key = pytest.StashKey[list[Pair]]()
+findings_key = pytest.StashKey[Any]()
+
+
+class ClaimFailed(AssertionError):
+    """The claim's interval lies wholly on the other side of its threshold."""
+
+
+class ClaimInconclusive(Exception):
+    """The interval straddles the threshold, or the run was vacuous: not a pass."""
+
+
+# ---------------------------------------------------------------- options and configuration
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("claims", "claim verification harness")
+    group.addoption("--pairs", action="append", default=None, metavar="FILE",
+                    help=f"model-task pairs (fixtures YAML); repeatable; default {DEFAULT_PAIRS}")
+    group.addoption("--budget", choices=("smoke", "standard", "paper"), default=None,
+                    help="RL steps per run from the recipe's budgets (default: the findings file's, else standard)")
+    group.addoption("--seeds", type=int, default=None, help="RL seeds per variant (default: 1 smoke, 2 standard)")
+    group.addoption("--claims-cache", default=None, metavar="DIR",
+                    help="job cache directory (default: $CLAIMS_CACHE or .cache/claims)")
+    group.addoption("--findings", default=None, metavar="FILE",
+                    help="regression mode: fail a claim test whose verdict differs from the recorded one")
+    group.addoption("--update-findings", action="store_true",
+                    help="write this run's verdicts into the --findings file (others are kept)")
+    group.addoption("--executor", choices=("inprocess", "ray"), default="inprocess",
+                    help="where jobs run: this process (default) or a Ray cluster")
+    group.addoption("--ray-address", default=None, help="Ray cluster address (default: $RAY_ADDRESS or local)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "claim(family, source): a claim about RL, with its source")
+    config.addinivalue_line("markers", "slow: needs a real pretrained model or minutes of CPU")
+    config.addinivalue_line("markers", "gpu: needs a CUDA GPU")
+    config.pluginmanager.register(Recorder(config), "claims-recorder")
+    findings_path = config.getoption("findings")
+    if config.getoption("update_findings") and not findings_path:
+        raise pytest.UsageError("--update-findings needs --findings FILE (the file to write)")
+    findings = None
+    if findings_path:
+        from harness import findings as findings_module
+
+        path = Path(findings_path)
+        if path.exists():
+            findings = findings_module.load(path)
+        elif not config.getoption("update_findings"):
+            raise pytest.UsageError(f"{path}: findings file not found (create it with --update-findings)")
+        else:
+            findings = findings_module.Findings(budget=config.getoption("budget") or "standard",
+                                                seeds=config.getoption("seeds") or 0)
+    config.stash[findings_key] = findings
+    budget = config.getoption("budget")
+    if findings is not None and budget is None:
+        config.option.budget = findings.budget
+        if config.getoption("seeds") is None and findings.seeds:
+            config.option.seeds = findings.seeds
+    elif findings is not None and budget != findings.budget and not config.getoption("update_findings"):
+        raise pytest.UsageError(f"{findings_path} was recorded at budget {findings.budget!r}, not {budget!r}")
+    if config.getoption("budget") is None:
+        config.option.budget = "standard"
+
+
+def pairs_of(config: pytest.Config) -> list[Pair]:
+    """The pairs of the run's fixtures files (loaded once per process)."""
+    if pairs_key not in config.stash:
+        files = config.getoption("pairs") or [DEFAULT_PAIRS]
+        try:
+            config.stash[pairs_key] = [p for f in files for p in load_fixtures(Path(config.rootpath, f))]
+        except SpecError as exc:
+            raise pytest.UsageError(str(exc)) from None
+    return config.stash[pairs_key]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "pair" in metafunc.fixturenames:
+        params = [pytest.param(p, id=p.id, marks=[getattr(pytest.mark, m) for m in p.marks])
+                  for p in pairs_of(metafunc.config)]
+        metafunc.parametrize("pair", params)
+
+
+# ---------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="session")
+def claims_harness(pytestconfig: pytest.Config) -> Iterator[Any]:
+    """The session's Harness: cache, budget, seeds and executor (one per xdist worker; the cache is shared)."""
+    from harness.executors import make_executor
+    from harness.results import Harness
+
+    cache = Cache(pytestconfig.getoption("claims_cache"))
+    executor = make_executor(pytestconfig.getoption("executor"), cache, pytestconfig.getoption("ray_address"))
+    try:
+        yield Harness(executor=executor, budget=pytestconfig.getoption("budget"), seeds=pytestconfig.getoption("seeds"))
+    finally:
+        executor.close()
+
+
+@pytest.fixture
+def _job_tracking(request: pytest.FixtureRequest, claims_harness: Any) -> Iterator[None]:
+    stats = claims_harness.executor.cache.stats
+    start = (len(stats.computed), len(stats.loaded))
+    yield
+    jobs = {"computed": stats.computed[start[0]:], "loaded": stats.loaded[start[1]:]}
+    request.node.user_properties.append((JOBS, jobs))
+
+
+@pytest.fixture
+def rl(claims_harness: Any, _job_tracking: None) -> Callable[..., Any]:
+    """``rl(pair, reward=..., polarity=..., data=..., lr_scale=...)`` -> RLOutcome over the run's seeds."""
+    return claims_harness.rl
+
+
+@pytest.fixture
+def evaluate(claims_harness: Any, _job_tracking: None) -> Callable[..., Any]:
+    """``evaluate(pair)`` -> the base model's EvalResult."""
+    return claims_harness.evaluate
+
+
+class Claim:
+    """Judges a claim, records the finding on the test and raises unless it holds."""
+
+    def __init__(self, node: pytest.Item) -> None:
+        self.node = node
+
+    def _settle(self, finding: Any) -> None:
+        __tracebackhide__ = True
+        marker = self.node.get_closest_marker("claim")
+        params = dict(self.node.callspec.params) if hasattr(self.node, "callspec") else {}
+        pairs = [v for v in params.values() if isinstance(v, Pair)]
+        rest = [str(v) for v in params.values() if not isinstance(v, Pair)]
+        label = self.node.originalname + (f"[{'-'.join(rest)}]" if rest else "")
+        record = {**finding.to_dict(), "claim": label, "family": marker.args[0] if marker else "",
+                  "source": marker.kwargs.get("source", "") if marker else "",
+                  "pair": pairs[0].id if pairs else ""}
+        self.node.user_properties.append((FINDING, record))
+        if finding.outcome == "fails":
+            raise ClaimFailed(finding.message)
+        if finding.outcome in ("inconclusive", "vacuous"):
+            raise ClaimInconclusive(f"{finding.outcome}: {finding.message}")
+
+    def improves(self, outcome: Any, *, k: int = 1, threshold: float = 0.0) -> None:
+        __tracebackhide__ = True
+        from harness import verdicts
+
+        self._settle(verdicts.improves(outcome, k=k, threshold=threshold))
+
+    def lowers(self, outcome: Any, *, k: int, threshold: float = 0.0) -> None:
+        __tracebackhide__ = True
+        from harness import verdicts
+
+        self._settle(verdicts.lowers(outcome, k=k, threshold=threshold))
+
+    def recovers(self, variant: Any, reference: Any, *, fraction: float, k: int = 1) -> None:
+        __tracebackhide__ = True
+        from harness import verdicts
+
+        self._settle(verdicts.recovers(variant, reference, fraction=fraction, k=k))
+
+    def matches(self, variant: Any, reference: Any, *, eps: float, k: int = 1) -> None:
+        __tracebackhide__ = True
+        from harness import verdicts
+
+        self._settle(verdicts.matches(variant, reference, eps=eps, k=k))
+
+    def agrees(self, control: Any, reference: Any, *, pair: Pair) -> None:
+        """Claim: two findings (e.g. on a clean control and a contaminated pair) reach the same verdict."""
+        __tracebackhide__ = True
+        from harness.verdicts import Finding
+
+        if "inconclusive" in (control.outcome, reference.outcome) or "vacuous" in (control.outcome, reference.outcome):
+            outcome = "inconclusive"
+        else:
+            outcome = "holds" if control.outcome == reference.outcome else "fails"
+        message = (f"verdicts {'agree' if control.outcome == reference.outcome else 'differ'}: clean control "
+                   f"{control.outcome} ({control.message}) vs {pair.id} {reference.outcome} ({reference.message})")
+        nan = float("nan")
+        self._settle(Finding(outcome, message, nan, nan, nan, nan, reference.alignment,
+                             evaluations=reference.evaluations + control.evaluations))
+
+
+@pytest.fixture
+def claim(request: pytest.FixtureRequest) -> Claim:
+    """``claim.recovers(variant, standard, fraction=0.8)`` and friends: judge, record, assert."""
+    return Claim(request.node)
+
+
+# ---------------------------------------------------------------- outcomes
+
+
+def _finding(report: pytest.TestReport) -> dict[str, Any] | None:
+    for name, value in report.user_properties:
+        if name == FINDING:
+            return value
+    return None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    report = yield
+    finding = _finding(report)
+    if report.when != "call" or finding is None:
+        return report
+    if call.excinfo is not None and not call.excinfo.errisinstance((ClaimFailed, ClaimInconclusive)):
+        return report  # a real error in the harness or a job: leave it as pytest reports it
+    findings = item.config.stash[findings_key]
+    if findings is not None:
+        if item.config.getoption("update_findings"):
+            report.outcome, report.longrepr = "passed", None
+        else:
+            problem = findings.check(item.nodeid, finding["outcome"])
+            if problem is None:
+                report.outcome, report.longrepr = "passed", None
+            else:
+                report.outcome, report.longrepr = "failed", f"{problem}: {finding['message']}"
+    elif finding["outcome"] in ("inconclusive", "vacuous"):
+        report.longrepr = f"{finding['outcome'].upper()}: {finding['message']}"
+    return report
+
+
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> Any:
+    finding = _finding(report) if report.when == "call" else None
+    if finding and report.failed and config.stash[findings_key] is None \
+            and finding["outcome"] in ("inconclusive", "vacuous"):
+        word = finding["outcome"]
+        return word, word[0].upper(), (word.upper(), {"yellow": True})
+    return None
+
+
+class Recorder:
+    """Collects verdicts and job counts from reports (on the controller under xdist) and prints the summary."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.rows: list[dict[str, Any]] = []
+        self.jobs: dict[str, list[str]] = {"computed": [], "loaded": []}
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "call":
+            return
+        finding = _finding(report)
+        if finding is not None:
+            self.rows.append({**finding, "nodeid": report.nodeid, "passed": report.passed})
+        for name, value in report.user_properties:
+            if name == JOBS:
+                for kind in ("computed", "loaded"):
+                    self.jobs[kind].extend(value[kind])
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.rows or hasattr(self.config, "workerinput"):
+            return
+        from harness.report import jobs_line, matrix_text
+
+        config = self.config
+        terminalreporter.section("claims x pairs")
+        terminalreporter.write_line(matrix_text(self.rows))
+        terminalreporter.write_line(jobs_line(self.jobs))
+        run = _save_run(config, self.rows, self.jobs)
+        terminalreporter.write_line(f"run recorded: {run} (render it: python -m harness report)")
+        findings = config.stash[findings_key]
+        if findings is not None and config.getoption("update_findings"):
+            from harness import findings as findings_module
+
+            findings.budget, findings.seeds = config.getoption("budget"), _seeds(config)
+            findings.pairs = ",".join(config.getoption("pairs") or [DEFAULT_PAIRS])
+            findings.verdicts.update({r["nodeid"]: r["outcome"] for r in self.rows})
+            findings_module.save(Path(config.getoption("findings")), findings)
+            terminalreporter.write_line(f"findings written: {config.getoption('findings')} ({len(self.rows)} verdicts)")
+
+
+# ---------------------------------------------------------------- summary and findings
+
+
+def _seeds(config: pytest.Config) -> int:
+    from harness.results import DEFAULT_SEEDS
+
+    return config.getoption("seeds") or DEFAULT_SEEDS[config.getoption("budget")]
+
+
+def _save_run(config: pytest.Config, rows: list[dict[str, Any]], jobs: dict[str, list[str]]) -> Path:
+    """Record the run beside the cache, for ``python -m harness report``."""
+    from harness.specs import library_versions
+
+    cache = Cache(config.getoption("claims_cache"))
+    runs = cache.root / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    record = {
+        "command": " ".join(["pytest", *config.invocation_params.args]),
+        "budget": config.getoption("budget"),
+        "seeds": _seeds(config),
+        "pairs": config.getoption("pairs") or [DEFAULT_PAIRS],
+        "libraries": library_versions(),
+        "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "jobs": jobs,
+        "evaluations": list({json.dumps(e, sort_keys=True): e for r in rows for e in r.get("evaluations", ())}
+                            .values()),
+        "rows": [{k: v for k, v in r.items() if k != "evaluations"} for r in rows],
+    }
+    path = runs / f"run-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(record, indent=1, default=float))
+    (runs / "latest.json").write_text(path.name)
+    return path
