@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from harness.cache import Cache
+from harness.specs import SpecError
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -57,7 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     align.add_argument("--only", nargs="*", default=None, help="pair ids to measure")
     align.set_defaults(func=_align)
     args = parser.parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except SpecError as exc:
+        print(f"python -m harness {args.command}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -79,7 +79,7 @@ class Cache:
             self.stats.loaded.append(key)
             return entry
         with self.lock(key):
-            entry = self._valid_entry(key)  # another process may have published it meanwhile
+            entry = self._valid_entry(key, locked=True)  # another process may have published it meanwhile
             if entry is not None:
                 self.stats.loaded.append(key)
                 return entry
@@ -89,6 +89,10 @@ class Cache:
 
     def contains(self, spec: Spec) -> bool:
         return self._valid_entry(spec.key) is not None
+
+    def entry(self, key: str) -> Path | None:
+        """The valid entry of ``key``, or None (a corrupt one is set aside)."""
+        return self._valid_entry(key)
 
     @contextmanager
     def lock(self, key: str) -> Iterator[None]:
@@ -127,38 +131,50 @@ class Cache:
             shutil.rmtree(work, ignore_errors=True)
             raise
 
-    def _valid_entry(self, key: str) -> Path | None:
+    def _valid_entry(self, key: str, *, locked: bool = False) -> Path | None:
+        """The entry of ``key`` if present and intact; a corrupt one is set aside under the key's lock
+        (``locked``: the caller holds it already; flock is not reentrant, taking it again would deadlock)."""
         entry = self.path(key)
         if key in self._verified:
             return entry
         if not entry.exists():
             return None
         problem = self._integrity_problem(entry)
-        if problem is None:
-            self._verified.add(key)
-            return entry
-        with self.lock(key):
-            if entry.exists() and self._integrity_problem(entry) is not None:
-                graveyard = self.root / "corrupt"
-                graveyard.mkdir(parents=True, exist_ok=True)
-                os.rename(entry, graveyard / f"{key}.{time.time_ns()}")
-                warnings.warn(f"cache entry {key[:12]} is corrupt ({problem}); recomputing it",
-                              CacheWarning, stacklevel=3)
-        return None
+        if problem is not None:
+            if locked:
+                self._set_aside(key, entry, problem)
+                return None
+            with self.lock(key):  # another process may have set it aside, and recomputed it, meanwhile
+                if entry.exists() and (problem := self._integrity_problem(entry)) is not None:
+                    self._set_aside(key, entry, problem)
+                    return None
+            if not entry.exists():
+                return None
+        self._verified.add(key)
+        return entry
+
+    def _set_aside(self, key: str, entry: Path, problem: str) -> None:
+        graveyard = self.root / "corrupt"
+        graveyard.mkdir(parents=True, exist_ok=True)
+        os.rename(entry, graveyard / f"{key}.{time.time_ns()}")
+        warnings.warn(f"cache entry {key[:12]} is corrupt ({problem}); recomputing it", CacheWarning, stacklevel=4)
 
     @staticmethod
     def _integrity_problem(entry: Path) -> str | None:
         try:
             manifest = json.loads((entry / MANIFEST).read_text())
-            files = manifest["files"]
-        except (OSError, ValueError, KeyError) as exc:
+            files = dict(manifest["files"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
             return f"unreadable manifest: {exc}"
-        present = {str(p.relative_to(entry)) for p in entry.rglob("*") if p.is_file()} - {MANIFEST}
-        if present != set(files):
-            return f"files differ from the manifest: {sorted(present ^ set(files))}"
-        for name, digest in files.items():
-            if sha256_file(entry / name) != digest:
-                return f"checksum mismatch in {name}"
+        try:  # an entry being set aside by another process vanishes mid-check
+            present = {str(p.relative_to(entry)) for p in entry.rglob("*") if p.is_file()} - {MANIFEST}
+            if present != set(files):
+                return f"files differ from the manifest: {sorted(present ^ set(files))}"
+            for name, digest in files.items():
+                if sha256_file(entry / name) != digest:
+                    return f"checksum mismatch in {name}"
+        except OSError as exc:
+            return f"unreadable file: {exc}"
         return None
 
 

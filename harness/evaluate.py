@@ -82,7 +82,7 @@ def _generate_transformers(spec: EvalSpec, task: Task, problems: list[Problem],
                 out = model.generate(**enc, do_sample=True, temperature=spec.temperature, top_p=spec.top_p,
                                      top_k=0, num_return_sequences=spec.n, **common)
             else:
-                out = model.generate(**enc, do_sample=False, num_return_sequences=spec.n, **common)
+                out = model.generate(**enc, do_sample=False, **common)
             texts = tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
             samples.extend(texts[i * spec.n:(i + 1) * spec.n] for i in range(len(chunk)))
             out = model.generate(**enc, do_sample=False, **common)

@@ -13,7 +13,7 @@ from harness.specs import Spec
 def _pretrain(spec: Any, out: Path, cache: Cache) -> dict:
     from harness.models.organism import pretrain
 
-    return pretrain(spec, out)
+    return pretrain(spec, out, cache)
 
 
 def _convert(spec: Any, out: Path, cache: Cache) -> dict:

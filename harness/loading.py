@@ -10,7 +10,6 @@ import contextlib
 import dataclasses
 import difflib
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from harness.specs import (
 )
 
 BUDGETS = ("smoke", "standard", "paper")
+RECIPES = Path(__file__).parent / "recipes"  # the presets: paper, organism, smollm2
 
 
 class FixtureError(SpecError):
@@ -208,13 +208,13 @@ def load_recipe(name_or_path: str, *, base: Path | None = None) -> tuple[RecipeS
     if name_or_path.endswith((".yaml", ".yml")):
         path = candidate
     else:
-        presets = resources.files("harness") / "recipes"
+        presets = RECIPES
         known = sorted(p.name.removesuffix(".yaml") for p in presets.iterdir() if p.name.endswith(".yaml"))
         if name_or_path not in known:
             close = difflib.get_close_matches(name_or_path, known, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
             raise FixtureError(f"unknown recipe {name_or_path!r}; {hint}known: {', '.join(known)}")
-        path = Path(str(presets / f"{name_or_path}.yaml"))
+        path = presets / f"{name_or_path}.yaml"
     reader = _Reader(path, "recipe", read_yaml(path))
     budgets_reader = reader.child("budgets")
     budgets_reader.only(list(BUDGETS))

@@ -262,12 +262,12 @@ class Recorder:
         self.jobs: dict[str, list[str]] = {"computed": [], "loaded": []}
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when != "call":
-            return
         finding = _finding(report)
-        if finding is not None:
+        if report.when == "call" and finding is not None:
             self.rows.append({**finding, "nodeid": report.nodeid, "passed": report.passed})
-        for name, value in report.user_properties:
+        if report.when != "teardown":
+            return
+        for name, value in report.user_properties:  # the job tracker records on fixture teardown
             if name == JOBS:
                 for kind in ("computed", "loaded"):
                     self.jobs[kind].extend(value[kind])

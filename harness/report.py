@@ -46,7 +46,7 @@ def build_matrix(rows: list[dict[str, Any]]) -> Matrix:
     alignment: dict[str, dict[str, float]] = {}
     cells: dict[tuple[str, str], dict[str, Any]] = {}
     claims: list[str] = []
-    for row in rows:
+    for row in sorted(rows, key=lambda r: (r.get("nodeid", "").split("::")[0], r["claim"])):
         alignment.setdefault(row["pair"], row["alignment"])
         cells[(row["claim"], row["pair"])] = row
         if row["claim"] not in claims:

@@ -51,19 +51,42 @@ class Spec:
 
     @property
     def key(self) -> str:
-        """Content hash: spec, schema, job version and the library versions that compute it."""
+        """Content hash: spec, schema, job version and the library versions that compute it.
+
+        The versions of nested specs enter too (a bumped organism version must invalidate the evaluations
+        and RL runs built on it); only those other than 1, so keys made before they entered still stand.
+        """
         payload = {
             "schema": SCHEMA_VERSION,
             "job_version": self.version,
             "spec": json.loads(self.canonical_json()),
             "libraries": library_versions(),
         }
+        nested = {kind: v for kind, v in sorted(_nested_versions(self).items()) if v != 1}
+        if nested:
+            payload["nested_versions"] = nested
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(blob).hexdigest()
 
     @property
     def short(self) -> str:
         return f"{self.kind}:{self.key[:10]}"
+
+
+def _nested_versions(spec: Spec) -> dict[str, int]:
+    """Job versions, by kind, of the specs inside ``spec``'s keyed fields (at any depth)."""
+    out: dict[str, int] = {}
+    pending = [getattr(spec, f.name) for f in dataclasses.fields(spec) if f.metadata.get("key", True)]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, Spec):
+            out[value.kind] = value.version
+            pending.extend(getattr(value, f.name) for f in dataclasses.fields(value) if f.metadata.get("key", True))
+        elif isinstance(value, tuple | list):
+            pending.extend(value)
+        elif isinstance(value, dict):
+            pending.extend(value.values())
+    return out
 
 
 def _plain(value: Any, keyed: bool) -> Any:
@@ -183,6 +206,8 @@ class EvalSpec(Spec):
         _check(self.num_problems > 0, f"num_problems must be > 0, got {self.num_problems}")
         _check(self.n > 0, f"n (samples per problem) must be > 0, got {self.n}")
         _check(self.temperature >= 0, f"temperature must be >= 0, got {self.temperature}")
+        _check(self.temperature > 0 or self.n == 1,
+               f"temperature 0 (greedy) gives one completion per problem: set n = 1, got n = {self.n}")
         _check(0 < self.top_p <= 1, f"top_p must be in (0, 1], got {self.top_p}")
         _check(self.max_new_tokens > 0, f"max_new_tokens must be > 0, got {self.max_new_tokens}")
         _check(self.backend in ("transformers", "vllm"),
@@ -212,7 +237,6 @@ class RecipeSpec(Spec):
     max_completion_length: int = 8
     max_grad_norm: float = 1.0
     weight_decay: float = 0.0
-    warmup_ratio: float = 0.0
     lora_r: int | None = None
     checkpoint_every: int | None = field(default=None, metadata=KEYLESS)
 
@@ -246,7 +270,7 @@ class DataSpec(Spec):
     method: str = "random"  # historical_variance | random | index (one_shot / few_shot)
     count: int = 1  # examples kept by few_shot
     index: int = 0  # used by method=index
-    pool_size: int = 1024  # training problems drawn from the train split
+    pool_size: int = 128  # training problems drawn from the train split (each drawn ~12 times in 100 steps)
 
     def __post_init__(self) -> None:
         _check(self.selection in ("full", "one_shot", "few_shot"),

@@ -7,11 +7,13 @@ eval problems into the pretraining data.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harness.cache import Cache
 from harness.progress import Progress
 from harness.specs import OrganismSpec
 from harness.tasks import get_task
@@ -26,6 +28,8 @@ PAD, EOS = "<pad>", "<eos>"
 POOL_PER_TASK = 20_000  # train problems drawn per mix component
 CONTAMINATION_PROBLEMS = 512  # eval problems of ``contaminate`` that enter pretraining (a prefix of the eval set)
 MAX_LENGTH = 64
+TRAIN_STATE = "train_state.safetensors"
+PRETRAIN_LOG = "pretrain_log.json"
 
 
 def build_tokenizer() -> PreTrainedTokenizerFast:
@@ -86,7 +90,7 @@ def pretraining_problems(spec: OrganismSpec) -> tuple[list[list[Problem]], list[
 def encode(tokenizer: PreTrainedTokenizerFast, problem: Problem) -> tuple[list[int], list[int]]:
     """Ids of question+answer+EOS and labels with the loss only on answer and EOS tokens."""
     q = tokenizer.encode(problem.question, add_special_tokens=False)
-    a = tokenizer.encode(problem.answer, add_special_tokens=False) + [tokenizer.eos_token_id]
+    a = [*tokenizer.encode(problem.answer, add_special_tokens=False), tokenizer.eos_token_id]
     return q + a, [*([-100] * len(q)), *a]
 
 
@@ -103,9 +107,51 @@ def collate(tokenizer: PreTrainedTokenizerFast, encoded: list[tuple[list[int], l
     return {"input_ids": input_ids, "labels": label_ids, "attention_mask": attention}
 
 
-def pretrain(spec: OrganismSpec, out: Path) -> dict:
-    """The pretraining job: writes the model and tokenizer (Hugging Face layout) and a loss log."""
+def _lineage(spec: OrganismSpec) -> str:
+    """Runs that differ only in ``steps`` share a lineage: a shorter one is a prefix of a longer one."""
+    return dataclasses.replace(spec, steps=0).key
+
+
+def _longest_prefix(spec: OrganismSpec, cache: Cache) -> tuple[int, Path] | None:
+    """The cached run of the same lineage with the most steps below ``spec.steps``."""
+    best: tuple[int, Path] | None = None
+    index = cache.root / "index" / _lineage(spec)
+    for marker in index.glob("*") if index.is_dir() else ():
+        steps = int(marker.name)
+        if steps < spec.steps and (best is None or steps > best[0]):
+            entry = cache.entry(marker.read_text().strip())
+            if entry is not None and (entry / TRAIN_STATE).exists():
+                best = (steps, entry)
+    return best
+
+
+def _save_state(path: Path, optimizer: torch.optim.Optimizer, generator: torch.Generator) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {"generator": generator.get_state()}
+    for i, state in optimizer.state_dict()["state"].items():
+        for name, value in state.items():
+            tensors[f"{i}.{name}"] = value  # AdamW keeps even its step count as a tensor
+    save_file(tensors, str(path))
+
+
+def _load_state(path: Path, optimizer: torch.optim.Optimizer, generator: torch.Generator) -> None:
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(path))
+    generator.set_state(tensors.pop("generator"))
+    state: dict[int, dict] = {}
+    for name, value in tensors.items():
+        i, field = name.split(".", 1)
+        state.setdefault(int(i), {})[field] = value
+    optimizer.load_state_dict({"state": state, "param_groups": optimizer.state_dict()["param_groups"]})
+
+
+def pretrain(spec: OrganismSpec, out: Path, cache: Cache) -> dict:
+    """The pretraining job: writes the model and tokenizer (Hugging Face layout), a loss log and the training
+    state, so a longer run of the same lineage continues from here (bitwise as if run in one go)."""
     import torch
+    from transformers import Qwen2ForCausalLM
 
     from harness.determinism import seed_everything
 
@@ -117,10 +163,19 @@ def pretrain(spec: OrganismSpec, out: Path) -> dict:
     generator = torch.Generator().manual_seed(spec.seed)
     mix = torch.tensor(weights, dtype=torch.float64)
     optimizer = torch.optim.AdamW(model.parameters(), lr=spec.learning_rate)
-    log, started = [], time.time()
+    log: list[dict] = []
+    start, started = 0, time.time()
+    prefix = _longest_prefix(spec, cache)
+    if prefix is not None:
+        start, entry = prefix
+        model = Qwen2ForCausalLM.from_pretrained(entry)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=spec.learning_rate)
+        _load_state(entry / TRAIN_STATE, optimizer, generator)
+        log = json.loads((entry / PRETRAIN_LOG).read_text())
     model.train()
     with Progress(total=spec.steps, desc=f"pretrain {spec.short}") as progress:
-        for step in range(spec.steps):
+        progress.update(start)
+        for step in range(start, spec.steps):
             which = torch.multinomial(mix, spec.batch_size, replacement=True, generator=generator)
             batch = []
             for w in which.tolist():
@@ -135,5 +190,9 @@ def pretrain(spec: OrganismSpec, out: Path) -> dict:
                 progress.update(step + 1, loss=loss.item())
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    (out / "pretrain_log.json").write_text(json.dumps(log))
-    return {"pretrain_seconds": round(time.time() - started, 2)}
+    _save_state(out / TRAIN_STATE, optimizer, generator)
+    (out / PRETRAIN_LOG).write_text(json.dumps(log))
+    index = cache.root / "index" / _lineage(spec)
+    index.mkdir(parents=True, exist_ok=True)
+    (index / str(spec.steps)).write_text(spec.key)
+    return {"pretrain_seconds": round(time.time() - started, 2), "continued_from_step": start}

@@ -104,6 +104,9 @@ def convert_gguf(spec: PretrainedSpec, out: Path) -> dict:
     """The conversion job: dequantize a GGUF model once and store it as safetensors (fast to reload)."""
     import torch
 
+    from harness.determinism import quiet_transformers
+
+    quiet_transformers()
     model, tokenizer = from_pretrained(spec, dtype=torch.float32)
     # transformers marks dequantized GGUF weights as quantized and then refuses to save or train them.
     model.hf_quantizer = None

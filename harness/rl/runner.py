@@ -28,15 +28,17 @@ PROBLEM_SEED = 0  # the training pool is the same for every run on a task
 
 
 def training_pool(spec: RLSpec) -> list[Problem]:
+    """``pool_size`` train problems, or the whole train split where it holds fewer (1-digit arithmetic: 86)."""
     task = get_task(spec.task)
-    return task.problems("train", spec.data.pool_size, seed=PROBLEM_SEED)
+    return task.problems("train", min(spec.data.pool_size, task.available("train")), seed=PROBLEM_SEED)
 
 
 def historical_variance(spec: RLSpec, cache: Cache) -> list[str]:
     """Problem uids by decreasing variance of their training accuracy in the full-set ground-truth run."""
     from harness.jobs import materialize
 
-    full = dataclasses.replace(spec, data=dataclasses.replace(spec.data, selection="full"),
+    # exactly the standard full-set run (DataSpec defaults but the pool), so the two share one cache entry
+    full = dataclasses.replace(spec, data=DataSpec(pool_size=spec.data.pool_size),
                                reward=RewardSpec(), polarity=PolaritySpec())
     history = json.loads((materialize(full, cache) / TRAIN_ACCURACY).read_text())
     variances = {uid: float(np.var(accs)) for uid, accs in history.items() if len(accs) >= 2}
@@ -52,6 +54,9 @@ def select_problems(spec: RLSpec, cache: Cache) -> list[Problem]:
     if data.selection == "full":
         return pool
     count = data.examples
+    if count > len(pool) or (data.method == "index" and data.index + count > len(pool)):
+        raise SpecError(f"data {data.selection} ({data.method}, index {data.index}, {count} examples) needs more "
+                        f"than the {len(pool)} training problems of {spec.task.name}")
     if data.method == "index":
         chosen = pool[data.index:data.index + count]
     elif data.method == "random":
@@ -74,7 +79,6 @@ def grpo_config(spec: RLSpec, output_dir: Path) -> Any:
         max_steps=spec.steps,
         learning_rate=r.learning_rate,
         lr_scheduler_type="constant",
-        warmup_ratio=r.warmup_ratio,
         weight_decay=r.weight_decay,
         max_grad_norm=r.max_grad_norm,
         per_device_train_batch_size=r.prompts_per_step * r.num_generations,
@@ -93,7 +97,7 @@ def grpo_config(spec: RLSpec, output_dir: Path) -> Any:
         data_seed=spec.seed,
         use_cpu=not cuda,
         bf16=cuda,
-        gradient_checkpointing=False,
+        activation_checkpointing=False,  # "gradient_checkpointing" is its deprecated alias in transformers 5
         report_to="none",
         logging_steps=1,
         save_strategy="steps",
@@ -114,7 +118,22 @@ def _dataset(task: Task, problems: list[Problem]) -> Any:
 
 
 def _last_checkpoint(directory: Path) -> Path | None:
+    """The latest complete checkpoint; incomplete ones (a kill during a save) are removed.
+
+    Transformers writes a checkpoint in place and its ``trainer_state.json`` last, so a checkpoint
+    without a readable one is partial: resuming from it would fail on every retry.
+    """
+    def complete(checkpoint: Path) -> bool:
+        try:
+            json.loads((checkpoint / "trainer_state.json").read_text())
+        except (OSError, ValueError):  # missing, or cut off mid-write
+            return False
+        return True
+
     checkpoints = sorted(directory.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    for partial in [c for c in checkpoints if not complete(c)]:
+        shutil.rmtree(partial)
+        checkpoints.remove(partial)
     return checkpoints[-1] if checkpoints else None
 
 
@@ -130,6 +149,8 @@ def _jsonl(path: Path, upto: int) -> list[dict]:
 
 def train(spec: RLSpec, out: Path, cache: Cache) -> dict:
     """The RL job (see the module docstring)."""
+    from transformers import PrinterCallback
+
     from harness.determinism import seed_everything
     from harness.models import load_model
     from harness.rl.rewards import POLICY_REWARDS, check_reward, make_reward
@@ -152,7 +173,7 @@ def train(spec: RLSpec, out: Path, cache: Cache) -> dict:
     resume = _last_checkpoint(work)
     resumed_step = int(resume.name.split("-")[1]) if resume else 0
     log_path, accuracy_path = work / "log.jsonl", work / "accuracy.jsonl"
-    _jsonl(log_path, resumed_step)
+    logged = _jsonl(log_path, resumed_step)
     _jsonl(accuracy_path, resumed_step)
 
     scorer = PolicyScorer(spec.reward.name, tokenizer) if spec.reward.name in POLICY_REWARDS else None
@@ -172,11 +193,12 @@ def train(spec: RLSpec, out: Path, cache: Cache) -> dict:
         return reward(prompts, completions, **columns)
 
     recorded.__name__ = spec.reward.name
-    callback = LogCallback(log_path, total_steps=spec.steps, desc=f"rl {spec.reward.name}/{spec.polarity.name} "
-                                                                   f"{spec.short}")
+    callback = LogCallback(log_path, total_steps=spec.steps, wall=logged[-1]["wall"] if logged else 0.0,
+                           desc=f"rl {spec.reward.name}/{spec.polarity.name} {spec.short}")
     trainer = PolarityGRPOTrainer(model=model, processing_class=tokenizer, reward_funcs=[recorded],
                                   args=grpo_config(spec, work), train_dataset=_dataset(task, problems),
                                   callbacks=[callback], polarity=spec.polarity)
+    trainer.remove_callback(PrinterCallback)  # our LogCallback shows one progress line instead
     if scorer is not None:
         scorer.model = trainer.model
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
@@ -203,4 +225,5 @@ def train(spec: RLSpec, out: Path, cache: Cache) -> dict:
 
 def is_vacuous(rows: list[dict]) -> bool:
     """A run in which no group ever had reward variance learned nothing by construction."""
-    return bool(rows) and all(r.get("frac_reward_zero_std", 0.0) >= 1.0 for r in rows)
+    rollouts = [r for r in rows if "frac_reward_zero_std" in r]
+    return bool(rollouts) and all(r["frac_reward_zero_std"] >= 1.0 for r in rollouts)

@@ -84,20 +84,27 @@ class PolicyScorer:
 
 
 class LogCallback(TrainerCallback):
-    """Appends one JSON line per step (with wall time) to ``path`` and shows one progress line."""
+    """Appends one JSON line per step (with wall time) to ``path`` and shows one progress line.
 
-    def __init__(self, path: Path, total_steps: int, desc: str) -> None:
+    Rollout metrics (reward, zero-variance groups) appear on the steps that generate; with
+    ``steps_per_generation`` > 1 the other steps log the update metrics (grad norm, clip ratio) only.
+    """
+
+    def __init__(self, path: Path, total_steps: int, desc: str, wall: float = 0.0) -> None:
         self.path = path
-        self.started = time.time()
+        self.started = time.time() - wall  # a resumed run continues the wall clock of the rows it keeps
         self.progress = Progress(total=total_steps, desc=desc)
 
     def on_log(self, args, state, control, logs=None, **kwargs):  # type: ignore[override]
-        if logs and "reward" in logs:
+        if logs and "train_runtime" not in logs:
             row = {"step": state.global_step, "wall": round(time.time() - self.started, 3)}
             row.update({k: float(logs[k]) for k in LOGGED if k in logs})
             with self.path.open("a") as f:
                 f.write(json.dumps(row) + "\n")
-            self.progress.update(state.global_step, reward=row["reward"])
+            if "reward" in row:
+                self.progress.update(state.global_step, reward=row["reward"])
+            else:
+                self.progress.update(state.global_step)
 
     def on_train_end(self, args, state, control, **kwargs):  # type: ignore[override]
         self.progress.__exit__(None, None, None)

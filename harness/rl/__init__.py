@@ -1,0 +1,1 @@
+"""GRPO through TRL: reward, data and sample-polarity variants."""
