@@ -31,6 +31,11 @@ def _align(args: argparse.Namespace) -> int:
     from harness.tasks import get_task
 
     cache = Cache(args.cache)
+    if args.only:
+        known = [pair.id for path in args.pairs for pair in load_fixtures(path)]
+        unknown = [name for name in args.only if name not in known]
+        if unknown:
+            raise SpecError(f"unknown pair id(s) {', '.join(unknown)}; known: {', '.join(known)}")
     print(f"{'pair':<18} {'pass@1':>7} {'pass@8':>7} {'pass@K':>9} {'greedy':>7} {'guess@1':>8} {'guess@8':>8} "
           f"{'guess@K':>8}")
     for path in args.pairs:
@@ -47,13 +52,18 @@ def _align(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    cache_help = "job cache directory (default: $CLAIMS_CACHE or .cache/claims)"
     parser = argparse.ArgumentParser(prog="python -m harness")
-    parser.add_argument("--cache", default=None, help="job cache directory (default: $CLAIMS_CACHE or .cache/claims)")
+    parser.add_argument("--cache", default=None, help=cache_help)
+    # --cache also after the command (SUPPRESS: a subparser's default would overwrite the value given before it)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--cache", default=argparse.SUPPRESS, help=cache_help)
     sub = parser.add_subparsers(dest="command", required=True)
-    report = sub.add_parser("report", help="render the latest claims run from the cache (Markdown + HTML)")
+    report = sub.add_parser("report", parents=[common],
+                            help="render the latest claims run from the cache (Markdown + HTML)")
     report.add_argument("--out", default="reports", help="output directory (default: reports/)")
     report.set_defaults(func=_report)
-    align = sub.add_parser("align", help="measure the alignment of every pair in fixtures files")
+    align = sub.add_parser("align", parents=[common], help="measure the alignment of every pair in fixtures files")
     align.add_argument("pairs", nargs="*", default=["fixtures/organisms.yaml"])
     align.add_argument("--only", nargs="*", default=None, help="pair ids to measure")
     align.set_defaults(func=_align)

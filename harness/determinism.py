@@ -24,6 +24,9 @@ def seed_everything(seed: int) -> None:
 
 def quiet_transformers() -> None:
     """Silence transformers' own progress bars (weights loading, shard writing): jobs show one line each."""
+    import warnings
+
     from transformers.utils import logging
 
     logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from harness.loading import FixtureError, _Reader, read_yaml
+from harness.loading import BUDGETS, FixtureError, _Reader, read_yaml
 from harness.verdicts import OUTCOMES
 
 HEADER = """\
@@ -42,18 +42,24 @@ class Findings:
 def load(path: Path) -> Findings:
     reader = _Reader(path, "top level", read_yaml(path))
     reader.only(["budget", "seeds", "pairs", "findings"])
-    verdicts = reader.get("findings", dict, {}) or {}
+    budget = reader.get("budget", str)
+    if budget not in BUDGETS:
+        reader.fail(f"unknown budget {budget!r}; known: {', '.join(BUDGETS)}")
+    seeds = reader.get("seeds", int)
+    if seeds < 0:
+        reader.fail(f"seeds must be >= 0, got {seeds}")
+    verdicts = reader.get("findings", (dict, type(None)), None) or {}  # "findings:" with no entries reads as null
     for nodeid, outcome in verdicts.items():
         if outcome not in OUTCOMES:
             raise FixtureError(f"{path}: findings.{nodeid}: unknown verdict {outcome!r}; known: {', '.join(OUTCOMES)}")
-    return Findings(budget=reader.get("budget", str), seeds=reader.get("seeds", int),
-                    pairs=reader.get("pairs", str, ""), verdicts=dict(verdicts))
+    return Findings(budget=budget, seeds=seeds, pairs=reader.get("pairs", str, ""), verdicts=dict(verdicts))
 
 
 def save(path: Path, findings: Findings) -> None:
     """Write atomically (a crash leaves the old file whole)."""
     body = {"budget": findings.budget, "seeds": findings.seeds, "pairs": findings.pairs,
             "findings": dict(sorted(findings.verdicts.items()))}
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(HEADER + yaml.safe_dump(body, sort_keys=False, width=200))
     tmp.replace(path)

@@ -11,7 +11,7 @@ import dataclasses
 import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
@@ -33,30 +33,32 @@ class FixtureError(SpecError):
     """A fixtures or recipe file that cannot be loaded; the message names file, entry and field."""
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys."""
-
-
-def _mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    seen: set = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise FixtureError(f"line {key_node.start_mark.line + 1}: duplicate key {key!r}")
-        seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+def _check_duplicates(node: yaml.Node | None, where: str) -> None:
+    """Reject a mapping that repeats a key (PyYAML keeps the last silently), naming the entry and the line."""
+    if isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _check_duplicates(item, f"{where}[{i}]")
+    elif isinstance(node, yaml.MappingNode):
+        seen: set[tuple[str, str]] = set()
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                continue  # a complex key: the constructor reports it
+            ident = (key_node.tag, key_node.value)
+            if ident in seen and key_node.tag != "tag:yaml.org,2002:merge":
+                raise FixtureError(f"{where}: duplicate key {key_node.value!r} (line {key_node.start_mark.line + 1})")
+            seen.add(ident)
+            _check_duplicates(value_node, key_node.value if where == "top level" else f"{where}.{key_node.value}")
 
 
 def read_yaml(path: Path) -> Any:
+    """Parse a YAML file with the safe loader, rejecting duplicate keys; errors are one FixtureError line."""
     try:
         text = path.read_text()
     except OSError as exc:
         raise FixtureError(f"{path}: cannot read ({exc.strerror})") from None
     try:
-        return yaml.load(text, Loader=_StrictLoader)
+        _check_duplicates(yaml.compose(text, Loader=yaml.SafeLoader), "top level")
+        return yaml.load(text, Loader=yaml.SafeLoader)
     except FixtureError as exc:
         raise FixtureError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
@@ -74,7 +76,7 @@ class _Reader:
             self.fail(f"expected a mapping, got {type(data).__name__}")
         self.data = data
 
-    def fail(self, message: str) -> None:
+    def fail(self, message: str) -> NoReturn:
         raise FixtureError(f"{self.path}: {self.where}: {message}")
 
     def only(self, allowed: list[str] | tuple[str, ...]) -> None:
@@ -85,7 +87,10 @@ class _Reader:
                 self.fail(f"unknown key {key!r}{hint}; known: {', '.join(allowed)}")
 
     def child(self, key: str) -> _Reader:
-        return _Reader(self.path, f"{self.where}.{key}", self.data[key])
+        if key not in self.data:
+            self.fail(f"missing required key {key!r}")
+        where = key if self.where == "top level" else f"{self.where}.{key}"
+        return _Reader(self.path, where, self.data[key])
 
     def get(self, key: str, types: type | tuple[type, ...], default: Any = dataclasses.MISSING) -> Any:
         if key not in self.data:
@@ -107,6 +112,10 @@ def _spec_from(reader: _Reader, cls: type, renames: dict[str, Any] | None = None
     renames = renames or {}
     names = [f.name for f in dataclasses.fields(cls) if f.name not in renames]
     reader.only(names)
+    for f in dataclasses.fields(cls):
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        if required and f.name not in renames and f.name not in reader.data:
+            reader.fail(f"missing required key {f.name!r}")
     kwargs: dict[str, Any] = dict(renames)
     for f in dataclasses.fields(cls):
         if f.name in reader.data and f.name not in renames:
@@ -219,6 +228,9 @@ def load_recipe(name_or_path: str, *, base: Path | None = None) -> tuple[RecipeS
     budgets_reader = reader.child("budgets")
     budgets_reader.only(list(BUDGETS))
     budgets = {b: budgets_reader.get(b, int) for b in BUDGETS}
+    for b, steps in budgets.items():
+        if steps < 1:
+            budgets_reader.fail(f"field {b!r} = {steps}: RL steps must be >= 1")
     rest = _Reader(path, "recipe", {k: v for k, v in reader.data.items() if k != "budgets"})
     recipe = _spec_from(rest, RecipeSpec)
     return recipe, budgets
@@ -229,25 +241,36 @@ def load_fixtures(path: Path | str) -> list[Pair]:
     path = Path(path)
     root = _Reader(path, "top level", read_yaml(path))
     root.only(["defaults", "pairs"])
-    defaults = root.child("defaults").data if "defaults" in root.data else {}
-    _Reader(path, "defaults", defaults).only(PAIR_KEYS)
+    defaults_reader = root.child("defaults") if "defaults" in root.data else _Reader(path, "defaults", {})
+    defaults_reader.only(PAIR_KEYS)
+    defaults = defaults_reader.data
+    default_eval = defaults_reader.child("eval").data if "eval" in defaults else {}
     pairs_reader = root.child("pairs")
     pairs = []
     for pair_id, body in pairs_reader.data.items():
         reader = _Reader(path, f"pairs.{pair_id}", body)
         reader.only(PAIR_KEYS)
-        merged = _Reader(path, f"pairs.{pair_id}", {**defaults, **body,
-                                                    "eval": {**defaults.get("eval", {}), **body.get("eval", {})}})
+        own_eval = reader.child("eval").data if "eval" in body else {}
+        merged = _Reader(path, f"pairs.{pair_id}", {**defaults, **body, "eval": {**default_eval, **own_eval}})
         model = model_from(merged.child("model"))
         task = task_from(merged.child("task"))
         eval_reader = merged.child("eval")
         eval_reader.only(EVAL_KEYS)
         evaluation = _spec_from(eval_reader, EvalSpec, {"model": model, "task": task})
-        recipe, budgets = load_recipe(merged.get("recipe", str, "organism"), base=path.parent)
+        recipe_name = merged.get("recipe", str, "organism")
+        try:
+            recipe, budgets = load_recipe(recipe_name, base=path.parent)
+        except FixtureError as exc:  # name the fixtures file and pair too, not only the recipe
+            merged.fail(f"field 'recipe' = {recipe_name!r}: {exc}")
         k = merged.get("alignment_k", int, 64)
         if k > evaluation.n:
             merged.fail(f"alignment_k = {k} exceeds eval.n = {evaluation.n}: pass@k needs k <= n")
+        if k < 1:
+            merged.fail(f"alignment_k = {k}: pass@k needs k >= 1")
         marks = tuple(merged.get("marks", list, []))
+        for mark in marks:
+            if not isinstance(mark, str) or not mark.isidentifier():
+                merged.fail(f"field 'marks': {mark!r} is not a pytest mark name")
         pairs.append(Pair(id=str(pair_id), model=model, task=task, eval=evaluation, recipe=recipe,
                           budgets=budgets, alignment_k=k, marks=marks, note=merged.get("note", str, ""),
                           control=merged.get("control", str, ""),

@@ -6,7 +6,9 @@ Verdicts travel to the controller in ``report.user_properties``, so the summary 
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,6 +26,7 @@ JOBS = "claims_jobs"  # user_properties key: cache keys computed / loaded by the
 
 pairs_key = pytest.StashKey[list[Pair]]()
 findings_key = pytest.StashKey[Any]()
+pairs_error_key = pytest.StashKey[str]()  # why the pairs did not load
 
 
 class ClaimFailed(AssertionError):
@@ -60,42 +63,82 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: needs a real pretrained model or minutes of CPU")
     config.addinivalue_line("markers", "gpu: needs a CUDA GPU")
     config.pluginmanager.register(Recorder(config), "claims-recorder")
-    findings_path = config.getoption("findings")
-    if config.getoption("update_findings") and not findings_path:
-        raise pytest.UsageError("--update-findings needs --findings FILE (the file to write)")
-    findings = None
-    if findings_path:
-        from harness import findings as findings_module
-
-        path = Path(findings_path)
-        if path.exists():
-            findings = findings_module.load(path)
-        elif not config.getoption("update_findings"):
-            raise pytest.UsageError(f"{path}: findings file not found (create it with --update-findings)")
-        else:
-            findings = findings_module.Findings(budget=config.getoption("budget") or "standard",
-                                                seeds=config.getoption("seeds") or 0)
-    config.stash[findings_key] = findings
-    budget = config.getoption("budget")
-    if findings is not None and budget is None:
-        config.option.budget = findings.budget
-        if config.getoption("seeds") is None and findings.seeds:
-            config.option.seeds = findings.seeds
-    elif findings is not None and budget != findings.budget and not config.getoption("update_findings"):
-        raise pytest.UsageError(f"{findings_path} was recorded at budget {findings.budget!r}, not {budget!r}")
+    config.stash[findings_key] = _configure_findings(config)
     if config.getoption("budget") is None:
         config.option.budget = "standard"
 
 
+def _configure_findings(config: pytest.Config) -> Any:
+    """The --findings file (or a new one for --update-findings); the run adopts its budget and seeds.
+
+    A budget or seed count other than the file's is a usage error, with --update-findings too: the
+    file's other verdicts, kept by an update, would otherwise be relabelled with settings they were not
+    recorded at.
+    """
+    findings_path = config.getoption("findings")
+    update = config.getoption("update_findings")
+    if update and not findings_path:
+        raise pytest.UsageError("--update-findings needs --findings FILE (the file to write)")
+    if not findings_path:
+        return None
+    from harness import findings as findings_module
+
+    path = Path(findings_path)
+    budget, seeds = config.getoption("budget"), config.getoption("seeds")
+    if not path.exists():
+        if not update:
+            raise pytest.UsageError(f"{path}: findings file not found (create it with --update-findings)")
+        return findings_module.Findings(budget=budget or "standard", seeds=seeds or 0)
+    try:
+        findings = findings_module.load(path)
+    except SpecError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    fix = "record another file for it" if update else "drop the option to use the file's"
+    if budget is not None and budget != findings.budget:
+        raise pytest.UsageError(f"{path} was recorded at budget {findings.budget!r}, not {budget!r}; {fix}")
+    if seeds is not None and findings.seeds and seeds != findings.seeds:
+        raise pytest.UsageError(f"{path} was recorded with {findings.seeds} seeds, not {seeds}; {fix}")
+    config.option.budget = findings.budget
+    if seeds is None and findings.seeds:
+        config.option.seeds = findings.seeds
+    return findings
+
+
+def pair_files(config: pytest.Config) -> list[Path]:
+    """The --pairs files (relative to the invocation directory, as pytest's own paths), else the default."""
+    given = config.getoption("pairs")
+    if not given:
+        return [Path(config.rootpath, DEFAULT_PAIRS)]
+    unique = {Path(config.invocation_params.dir, f).resolve(): None for f in given}
+    return list(unique)
+
+
 def pairs_of(config: pytest.Config) -> list[Pair]:
-    """The pairs of the run's fixtures files (loaded once per process)."""
+    """The pairs of the run's fixtures files (loaded once per process).
+
+    A file that does not load is a one-line collection error of each module asking for pairs
+    (a UsageError raised during collection would show as a traceback, and crash xdist workers).
+    """
+    if pairs_error_key in config.stash:
+        raise pytest.Collector.CollectError(config.stash[pairs_error_key])
     if pairs_key not in config.stash:
-        files = config.getoption("pairs") or [DEFAULT_PAIRS]
         try:
-            config.stash[pairs_key] = [p for f in files for p in load_fixtures(Path(config.rootpath, f))]
+            config.stash[pairs_key] = _load_pairs(pair_files(config))
         except SpecError as exc:
-            raise pytest.UsageError(str(exc)) from None
+            config.stash[pairs_error_key] = str(exc)
+            raise pytest.Collector.CollectError(str(exc)) from None
     return config.stash[pairs_key]
+
+
+def _load_pairs(files: list[Path]) -> list[Pair]:
+    pairs: dict[str, Pair] = {}
+    for path in files:
+        for pair in load_fixtures(path):
+            if pair.id in pairs:
+                raise SpecError(f"{path}: pairs.{pair.id}: pair id already defined in {pairs[pair.id].source}; "
+                                "pair ids must be unique across --pairs files")
+            pairs[pair.id] = pair
+    return list(pairs.values())
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -215,10 +258,12 @@ def claim(request: pytest.FixtureRequest) -> Claim:
 
 
 def _finding(report: pytest.TestReport) -> dict[str, Any] | None:
+    """The test's verdict: its last judged claim (an earlier one that held did not decide the outcome)."""
+    found = None
     for name, value in report.user_properties:
         if name == FINDING:
-            return value
-    return None
+            found = value
+    return found
 
 
 @pytest.hookimpl(wrapper=True)
@@ -281,17 +326,26 @@ class Recorder:
         terminalreporter.section("claims x pairs")
         terminalreporter.write_line(matrix_text(self.rows))
         terminalreporter.write_line(jobs_line(self.jobs))
+        findings = config.stash[findings_key]
+        if findings is None:  # pytest prints the reasons of failed tests only; say why these did not pass
+            for row in self.rows:
+                if not row["passed"] and row["outcome"] in ("inconclusive", "vacuous"):
+                    terminalreporter.write_line(f"{row['outcome'].upper()} {row['nodeid']}: {row['message']}")
         run = _save_run(config, self.rows, self.jobs)
         terminalreporter.write_line(f"run recorded: {run} (render it: python -m harness report)")
-        findings = config.stash[findings_key]
         if findings is not None and config.getoption("update_findings"):
             from harness import findings as findings_module
 
+            new = {r["nodeid"]: r["outcome"] for r in self.rows}
+            added = sum(nodeid not in findings.verdicts for nodeid in new)
+            changed = sum(findings.verdicts.get(nodeid, outcome) != outcome for nodeid, outcome in new.items())
             findings.budget, findings.seeds = config.getoption("budget"), _seeds(config)
-            findings.pairs = ",".join(config.getoption("pairs") or [DEFAULT_PAIRS])
-            findings.verdicts.update({r["nodeid"]: r["outcome"] for r in self.rows})
+            pairs = [*filter(None, findings.pairs.split(",")), *(config.getoption("pairs") or [DEFAULT_PAIRS])]
+            findings.pairs = ",".join(dict.fromkeys(pairs))
+            findings.verdicts.update(new)
             findings_module.save(Path(config.getoption("findings")), findings)
-            terminalreporter.write_line(f"findings written: {config.getoption('findings')} ({len(self.rows)} verdicts)")
+            terminalreporter.write_line(f"findings written: {config.getoption('findings')} ({len(new)} verdicts: "
+                                        f"{added} new, {changed} changed, {len(findings.verdicts)} in the file)")
 
 
 # ---------------------------------------------------------------- summary and findings
@@ -322,7 +376,17 @@ def _save_run(config: pytest.Config, rows: list[dict[str, Any]], jobs: dict[str,
                             .values()),
         "rows": [{k: v for k, v in r.items() if k != "evaluations"} for r in rows],
     }
-    path = runs / f"run-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps(record, indent=1, default=float))
-    (runs / "latest.json").write_text(path.name)
+    text = json.dumps(record, indent=1, default=float)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for attempt in itertools.count():  # runs finishing in the same second must not overwrite each other
+        path = runs / f"run-{stamp}{f'-{attempt}' if attempt else ''}.json"
+        try:
+            with path.open("x") as handle:
+                handle.write(text)
+            break
+        except FileExistsError:
+            continue
+    pointer = runs / f"latest.json.{os.getpid()}.tmp"
+    pointer.write_text(path.name)
+    pointer.replace(runs / "latest.json")
     return path

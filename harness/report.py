@@ -93,11 +93,16 @@ def jobs_line(jobs: dict[str, list[str]]) -> str:
             f"{len(loaded)} requests loaded from cache")
 
 
+def _md_cell(text: str) -> str:
+    """Text for a Markdown table cell: a '|' (e.g. in a parameter id) would split the cell."""
+    return text.replace("|", "\\|")
+
+
 def matrix_markdown(m: Matrix) -> str:
-    headers = [_header(p, m.alignment[p]) for p in m.pairs]
+    headers = [_md_cell(_header(p, m.alignment[p])) for p in m.pairs]
     out = ["| claim | " + " | ".join(headers) + " |", "|---" * (len(headers) + 1) + "|"]
     for claim in m.claims:
-        out.append(f"| {claim} | " + " | ".join(_cell(m.cells.get((claim, p))) for p in m.pairs) + " |")
+        out.append(f"| {_md_cell(claim)} | " + " | ".join(_cell(m.cells.get((claim, p))) for p in m.pairs) + " |")
     return "\n".join(out)
 
 
@@ -200,6 +205,8 @@ def render(run: dict[str, Any], cache_root: Path, out_dir: Path) -> tuple[Path, 
             f"{html.escape(_cell(m.cells.get((c, p))))}</td>" for p in m.pairs) + "</tr>"
         for c in m.claims)
     heads = "".join(f"<th>{html.escape(_header(p, m.alignment[p]))}</th>" for p in m.pairs)
+    findings_html = "".join(f"<li><b>{html.escape(r['claim'])}</b> on {html.escape(r['pair'])}: "
+                            f"{html.escape(r['outcome'])}: {html.escape(r['message'])}</li>" for r in run["rows"])
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>Claims x pairs</title><style>
 body{{font-family:sans-serif;max-width:1200px;margin:auto}}
 td,th{{border:1px solid #ccc;padding:3px 6px;font-size:13px}}
@@ -210,7 +217,7 @@ table{{border-collapse:collapse}} .holds{{background:#cfc}} .fails{{background:#
 <table><tr><th>claim</th>{heads}</tr>{table}</table>
 <h2>Effect against alignment</h2><img src="data:image/png;base64,{effect_plot(m)}">
 <h2>pass@k of base and RL variants</h2>{f'<img src="data:image/png;base64,{passk_plot(curves)}">' if curves else ''}
-<h2>Findings</h2><ul>{''.join(f'<li>{html.escape(d[2:])}</li>' for d in details)}</ul>
+<h2>Findings</h2><ul>{findings_html}</ul>
 <h2>Published numbers (for comparison; not measured here)</h2><ul>{''.join(f'<li>{html.escape(p[2:])}</li>'
                                                                            for p in published)}</ul>
 <p>{html.escape(jobs_line(run['jobs']))}</p></body></html>"""

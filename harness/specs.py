@@ -101,8 +101,15 @@ def _plain(value: Any, keyed: bool) -> Any:
 
 @cache
 def library_versions() -> dict[str, str]:
-    """Versions that enter every key (read from metadata: nothing heavy is imported)."""
-    return {name: metadata.version(name) for name in ("torch", "transformers", "trl")}
+    """What enters every key besides the spec: library versions (from metadata) and the accelerator kind.
+
+    Results computed on a GPU differ numerically from CPU ones, so GPU keys carry ``accelerator: cuda``
+    and the two never share an entry (CPU keys carry no such field).
+    """
+    import torch
+
+    versions = {name: metadata.version(name) for name in ("torch", "transformers", "trl")}
+    return {**versions, "accelerator": "cuda"} if torch.cuda.is_available() else versions
 
 
 # ---------------------------------------------------------------- tasks
@@ -198,7 +205,7 @@ class EvalSpec(Spec):
     top_p: float = 1.0
     max_new_tokens: int = 24
     seed: int = 0
-    backend: str = field(default="transformers", metadata=KEYLESS)
+    backend: str = "transformers"  # keyed: vLLM and transformers draw different samples
     batch_size: int = 4096  # completions per generate call (keyed: sampling noise depends on it)
 
     def __post_init__(self) -> None:
@@ -270,7 +277,7 @@ class DataSpec(Spec):
     method: str = "random"  # historical_variance | random | index (one_shot / few_shot)
     count: int = 1  # examples kept by few_shot
     index: int = 0  # used by method=index
-    pool_size: int = 128  # training problems drawn from the train split (each drawn ~12 times in 100 steps)
+    pool_size: int = 2048  # training problems drawn from the train split
 
     def __post_init__(self) -> None:
         _check(self.selection in ("full", "one_shot", "few_shot"),

@@ -172,5 +172,5 @@ def test_temperature_zero_samples_equal_the_greedy_completion(base: SimpleNamesp
 
 
 def test_greedy_evaluation_with_several_samples_is_rejected() -> None:
-    with pytest.raises(SpecError, match="temperature 0 .* n = 1"):
+    with pytest.raises(SpecError, match=r"temperature 0 .* n = 1"):
         dataclasses.replace(SPEC, temperature=0.0, n=3)

@@ -262,11 +262,17 @@ def test_higher_probability_completions_get_higher_entropy_reward(organism):
     joint = [manual_logprobs(model, prompt_ids, c)[torch.arange(2), torch.tensor(c)].sum().item()
              for c in candidates]
     assert np.argsort(scores).tolist() == np.argsort(joint).tolist()
-    # the organism knows 2+3: its answer is the most probable completion, so it earns the highest reward
-    greedy = model.generate(torch.tensor([prompt_ids]), max_new_tokens=3, do_sample=False,
-                            pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
-    assert tokenizer.decode(greedy[0, len(prompt_ids):], skip_special_tokens=True) == "5"
-    assert int(np.argmax(scores)) == 5
+    # where the organism answers right greedily, the right answer out-scores the typical wrong one
+    known = 0
+    for a, b in [(2, 3), (1, 4), (3, 3), (4, 4), (2, 2), (1, 1), (3, 4), (0, 5)]:
+        prompt_ids = tokenizer.encode(f"{a}+{b}=", add_special_tokens=False)
+        greedy = model.generate(torch.tensor([prompt_ids]), max_new_tokens=3, do_sample=False,
+                                pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+        if tokenizer.decode(greedy[0, len(prompt_ids):], skip_special_tokens=True) == str(a + b):
+            known += 1
+            scores = scorer([f"{a}+{b}="] * 10, candidates)
+            assert scores[a + b] > np.median(scores)
+    assert known >= 3
 
 
 def test_empty_completion_scores_zero(organism):

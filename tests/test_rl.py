@@ -336,13 +336,16 @@ def test_grpo_config_follows_the_recipe(tmp_path):
 
 def test_clipping_acts_only_off_policy(cache):
     """With two optimizer steps per rollout batch the second step is off-policy and can clip; the first
-    (on-policy, ratio 1) never does, and with one step per batch nothing ever clips."""
-    rows = json.loads((materialize(BASE, cache) / TRAIN_LOG).read_text())
+    (on-policy, ratio 1) never does, and with one step per batch nothing ever clips. (A learning rate of
+    1e-3 moves the tiny policy enough to clip on every second step; 3e-4 clips on fewer.)"""
+    recipe = dataclasses.replace(RECIPE, learning_rate=1e-3)
+    rows = json.loads((materialize(dataclasses.replace(BASE, recipe=recipe), cache) / TRAIN_LOG).read_text())
     assert all(r["clip_ratio/region_mean"] == 0 for r in rows if r["step"] % 2 == 1)
     assert max(r["clip_ratio/region_mean"] for r in rows if r["step"] % 2 == 0) > 0
-    on_policy = dataclasses.replace(BASE, recipe=dataclasses.replace(RECIPE, steps_per_generation=1))
+    on_policy = dataclasses.replace(BASE, recipe=dataclasses.replace(recipe, steps_per_generation=1))
     rows = json.loads((materialize(on_policy, cache) / TRAIN_LOG).read_text())
     check_log(rows, STEPS, 1)
+    assert all("reward" in r for r in rows)  # every step generates
     assert all(r["clip_ratio/region_mean"] == 0 for r in rows)
 
 

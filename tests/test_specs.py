@@ -80,7 +80,7 @@ ALTERNATIVES: dict[type[Spec], dict[str, Any]] = {
 
 # Fields that say where things lie or what they are called, not what is computed.
 EXPECTED_KEYLESS = {("pretrained", "source"), ("pretrained", "gguf_file"), ("recipe", "name"),
-                    ("recipe", "checkpoint_every"), ("eval", "backend")}
+                    ("recipe", "checkpoint_every")}
 
 FIELD_CASES = [pytest.param(cls, name, value, id=f"{cls.kind}.{name}")
                for cls, fields in ALTERNATIVES.items() for name, value in fields.items()]

@@ -35,13 +35,33 @@ def base_organism(spec: ModelSpec) -> bool:
     return isinstance(spec, OrganismSpec)
 
 
-def load_model(spec: ModelSpec, cache: Any) -> tuple[Any, Any]:
-    """(model in eval mode on the job's device, tokenizer with left padding)."""
+def load_tokenizer_and_dir(spec: ModelSpec, cache: Any) -> tuple[Any, str | Path]:
+    """The tokenizer and where the weights lie (a cache entry, or the hub id / local directory)."""
+    from transformers import AutoTokenizer
+
+    from harness.models import organism
+
+    directory = model_dir(spec, cache)
+    if directory is None:
+        return AutoTokenizer.from_pretrained(spec.source, trust_remote_code=spec.trust_remote_code), spec.source
+    if base_organism(spec):
+        return organism.load_tokenizer(directory), directory
+    return AutoTokenizer.from_pretrained(directory), directory
+
+
+def load_model(spec: ModelSpec, cache: Any, *, training: bool = False) -> tuple[Any, Any]:
+    """(model in eval mode on the job's device, tokenizer with left padding).
+
+    For sampling the weights are bf16 on CUDA; for ``training`` they stay float32 (TRL's bf16 flag autocasts).
+    """
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from harness.models import organism, pretrained
 
     device, dtype = device_and_dtype()
+    if training:
+        dtype = torch.float32
     directory = model_dir(spec, cache)
     if directory is None:
         model, tokenizer = pretrained.from_pretrained(spec, dtype=dtype)

@@ -147,6 +147,13 @@ def _load_state(path: Path, optimizer: torch.optim.Optimizer, generator: torch.G
     optimizer.load_state_dict({"state": state, "param_groups": optimizer.state_dict()["param_groups"]})
 
 
+def _move_optimizer_state(optimizer: torch.optim.Optimizer, device: str) -> None:
+    for state in optimizer.state.values():
+        for name, value in state.items():
+            if name != "step":  # AdamW keeps its step count on the CPU
+                state[name] = value.to(device)
+
+
 def pretrain(spec: OrganismSpec, out: Path, cache: Cache) -> dict:
     """The pretraining job: writes the model and tokenizer (Hugging Face layout), a loss log and the training
     state, so a longer run of the same lineage continues from here (bitwise as if run in one go)."""
@@ -154,8 +161,10 @@ def pretrain(spec: OrganismSpec, out: Path, cache: Cache) -> dict:
     from transformers import Qwen2ForCausalLM
 
     from harness.determinism import seed_everything
+    from harness.models import device_and_dtype
 
     seed_everything(spec.seed)
+    device, _ = device_and_dtype()  # float32 on either: the model is tiny
     tokenizer = build_tokenizer()
     model = build_model(spec, tokenizer)
     problem_pools, weights = pretraining_problems(spec)
@@ -172,7 +181,8 @@ def pretrain(spec: OrganismSpec, out: Path, cache: Cache) -> dict:
         optimizer = torch.optim.AdamW(model.parameters(), lr=spec.learning_rate)
         _load_state(entry / TRAIN_STATE, optimizer, generator)
         log = json.loads((entry / PRETRAIN_LOG).read_text())
-    model.train()
+    model.to(device).train()
+    _move_optimizer_state(optimizer, device)
     with Progress(total=spec.steps, desc=f"pretrain {spec.short}") as progress:
         progress.update(start)
         for step in range(start, spec.steps):
@@ -181,15 +191,16 @@ def pretrain(spec: OrganismSpec, out: Path, cache: Cache) -> dict:
             for w in which.tolist():
                 idx = int(torch.randint(len(pools[w]), (1,), generator=generator))
                 batch.append(pools[w][idx])
-            loss = model(**collate(tokenizer, batch)).loss
+            loss = model(**{k: v.to(device) for k, v in collate(tokenizer, batch).items()}).loss
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             if step % 50 == 0 or step == spec.steps - 1:
                 log.append({"step": step, "loss": round(loss.item(), 5)})
                 progress.update(step + 1, loss=loss.item())
-    model.save_pretrained(out)
+    model.to("cpu").save_pretrained(out)
     tokenizer.save_pretrained(out)
+    _move_optimizer_state(optimizer, "cpu")
     _save_state(out / TRAIN_STATE, optimizer, generator)
     (out / PRETRAIN_LOG).write_text(json.dumps(log))
     index = cache.root / "index" / _lineage(spec)

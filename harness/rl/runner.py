@@ -160,7 +160,7 @@ def train(spec: RLSpec, out: Path, cache: Cache) -> dict:
     seed_everything(spec.seed)
     task = get_task(spec.task)
     problems = select_problems(spec, cache)
-    model, tokenizer = load_model(spec.model, cache)
+    model, tokenizer = load_model(spec.model, cache, training=True)
     model.train()
     if spec.recipe.lora_r:
         from peft import LoraConfig, get_peft_model

@@ -1,0 +1,1 @@
+"""Benchmarks of the harness against baselines measured in the same run (ratios, not timed tests)."""

@@ -1,0 +1,50 @@
+"""The GPU path end to end on CUDA: organism pretraining, evaluation and a short GRPO run, with timings.
+
+python -m bench.gpu --out FILE.json   (run by scripts/gpu-check.sh on a GPU machine)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from harness.cache import Cache
+from harness.evaluate import evaluate
+from harness.jobs import materialize
+from harness.loading import load_recipe
+from harness.specs import EvalSpec, MixComponent, OrganismSpec, RLSpec, TaskSpec
+
+
+def main() -> None:
+    import torch
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    assert torch.cuda.is_available(), "no CUDA device"
+    cache = Cache()
+    task = TaskSpec(family="arithmetic", params={"digits": [1, 2]})
+    organism = OrganismSpec(mix=(MixComponent(task=task),), steps=600)
+    recipe, _ = load_recipe("organism")
+    rl = RLSpec(model=organism, task=task, recipe=recipe, steps=20)
+    figures: dict[str, float | str] = {"device": torch.cuda.get_device_name(0)}
+    for name, spec in (("pretrain_600_steps", organism),
+                       ("eval_base_256x64", EvalSpec(model=organism, task=task)),
+                       ("rl_20_steps", rl),
+                       ("eval_rl_256x64", EvalSpec(model=rl, task=task))):
+        started = time.time()
+        entry = materialize(spec, cache)
+        figures[f"{name}_s"] = round(time.time() - started, 2)
+        print(f"{name}: {figures[f'{name}_s']} s -> {entry.name[:12]}", flush=True)
+    before = evaluate(EvalSpec(model=organism, task=task), cache)
+    after = evaluate(EvalSpec(model=rl, task=task), cache)
+    figures.update({"base_pass@1": before.pass_at_k(1), "rl_pass@1": after.pass_at_k(1),
+                    "base_pass@64": before.pass_at_k(64), "rl_pass@64": after.pass_at_k(64)})
+    print(json.dumps(figures, indent=1))
+    with open(args.out, "w") as f:
+        json.dump(figures, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
