@@ -244,7 +244,11 @@ def load_fixtures(path: Path | str) -> list[Pair]:
     defaults_reader = root.child("defaults") if "defaults" in root.data else _Reader(path, "defaults", {})
     defaults_reader.only(PAIR_KEYS)
     defaults = defaults_reader.data
-    default_eval = defaults_reader.child("eval").data if "eval" in defaults else {}
+    default_eval = {}
+    if "eval" in defaults:
+        default_eval_reader = defaults_reader.child("eval")
+        default_eval_reader.only(EVAL_KEYS)
+        default_eval = default_eval_reader.data
     pairs_reader = root.child("pairs")
     pairs = []
     for pair_id, body in pairs_reader.data.items():
@@ -275,4 +279,11 @@ def load_fixtures(path: Path | str) -> list[Pair]:
                           budgets=budgets, alignment_k=k, marks=marks, note=merged.get("note", str, ""),
                           control=merged.get("control", str, ""),
                           source=str(path)))
+    ids = [p.id for p in pairs]
+    for pair in pairs:  # a misspelt control would silently drop the pair's contamination claim
+        if pair.control and (pair.control not in ids or pair.control == pair.id):
+            close = difflib.get_close_matches(pair.control, [i for i in ids if i != pair.id], n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise FixtureError(f"{path}: pairs.{pair.id}: field 'control' = {pair.control!r} names no other pair "
+                               f"of this file{hint}")
     return pairs

@@ -313,7 +313,7 @@ def test_findings_record_reproduce_flip_and_partial_update(run: Callable[..., py
 
 
 @pytest.mark.parametrize(("findings", "args", "message"), [
-    (None, ["--update-findings"], "--update-findings needs --findings FILE"),
+    (None, ["--update-findings"], "--update-findings needs --findings FILE (the file to write)"),
     (None, ["--findings", "missing.yaml"], "missing.yaml: findings file not found (create it with --update-findings)"),
     ({"budget": "smoke", "seeds": 1}, ["--budget", "standard"],
      "f.yaml was recorded at budget 'smoke', not 'standard'; drop the option to use the file's"),
