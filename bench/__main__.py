@@ -1,0 +1,156 @@
+"""Benchmarks: the harness against baselines measured in the same run, printed as ratios and written as JSON.
+
+python -m bench [--out bench/results/latest.json] [--suite-cold]
+
+1. evaluation throughput: the harness's evaluation job vs a plain ``model.generate`` loop (same organism,
+   problems, n, seed); 2. RL step time: the harness runner vs a stock TRL GRPOTrainer with identical
+   settings; 3. the claims suite warm (all cached), and cold with 1 and 2 workers when --suite-cold is
+   given (minutes); 4. loading a cached RL result vs computing it; 5. peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from harness.cache import Cache
+from harness.jobs import materialize
+from harness.loading import load_recipe
+from harness.specs import EvalSpec, MixComponent, OrganismSpec, RLSpec, TaskSpec
+
+TASK = TaskSpec(family="arithmetic", params={"digits": [1, 2]})
+ORGANISM = OrganismSpec(mix=(MixComponent(task=TASK),), steps=300)
+RL_STEPS = 20
+
+
+def timed(fn) -> tuple[float, object]:
+    started = time.perf_counter()
+    value = fn()
+    return time.perf_counter() - started, value
+
+
+def eval_throughput(cache: Cache) -> dict[str, float]:
+    """Completions per second: the harness job vs a plain generate loop over the same prompts."""
+    import torch
+
+    from harness.determinism import seed_everything
+    from harness.evaluate import eval_problems
+    from harness.models import load_model
+
+    spec = EvalSpec(model=ORGANISM, task=TASK, num_problems=256, n=64, max_new_tokens=6, seed=7)
+    materialize(ORGANISM, cache)
+    harness_s, _ = timed(lambda: materialize(spec, cache))
+    seed_everything(7)
+    model, tokenizer = load_model(ORGANISM, cache)
+    prompts = [p.question for p in eval_problems(spec)]
+
+    def plain() -> None:
+        with torch.inference_mode():
+            for start in range(0, len(prompts), 64):
+                enc = tokenizer(prompts[start:start + 64], return_tensors="pt", padding=True)
+                model.generate(**enc, do_sample=True, top_k=0, num_return_sequences=64, max_new_tokens=6,
+                               pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+
+    plain_s, _ = timed(plain)
+    completions = spec.num_problems * spec.n
+    # the harness job also decodes greedily once per problem and writes the generations
+    return {"harness_completions_per_s": completions / harness_s, "plain_completions_per_s": completions / plain_s,
+            "ratio": plain_s / harness_s}
+
+
+def rl_step_time(cache: Cache) -> dict[str, float]:
+    """Seconds per optimizer step: the harness runner vs stock TRL GRPOTrainer with the same config."""
+    import dataclasses
+
+    from datasets import Dataset
+    from trl import GRPOTrainer
+
+    from harness.determinism import seed_everything
+    from harness.models import load_model
+    from harness.rl.rewards import ground_truth
+    from harness.rl.runner import grpo_config, training_pool
+    from harness.tasks import get_task
+
+    recipe, _ = load_recipe("organism")
+    spec = RLSpec(model=ORGANISM, task=TASK, recipe=recipe, steps=RL_STEPS)
+    harness_s, entry = timed(lambda: materialize(spec, cache))
+    log = json.loads((Path(entry) / "train_log.json").read_text())
+    harness_train_s = log[-1]["wall"]
+
+    seed_everything(0)
+    task = get_task(TASK)
+    model, tokenizer = load_model(ORGANISM, cache, training=True)
+    rows = [{"prompt": p.question, "question": p.question, "answer": p.answer, "uid": p.uid}
+            for p in training_pool(spec)]
+    reward = ground_truth(task)
+    reward.__name__ = "ground_truth"
+    with tempfile.TemporaryDirectory() as work:
+        config = dataclasses.replace(grpo_config(spec, Path(work)), save_strategy="no")
+        trainer = GRPOTrainer(model=model, processing_class=tokenizer, reward_funcs=[reward], args=config,
+                              train_dataset=Dataset.from_list(rows))
+        stock_train_s, _ = timed(trainer.train)
+    return {"harness_s_per_step": harness_train_s / RL_STEPS, "stock_trl_s_per_step": stock_train_s / RL_STEPS,
+            "overhead": harness_train_s / stock_train_s - 1, "harness_job_s_incl_setup_and_saving": harness_s}
+
+
+def cache_load(cache: Cache) -> dict[str, float]:
+    """Loading a cached RL result (a fresh Cache, so checksums are verified) vs computing it."""
+    recipe, _ = load_recipe("organism")
+    spec = RLSpec(model=ORGANISM, task=TASK, recipe=recipe, steps=RL_STEPS, seed=1)
+    compute_s, _ = timed(lambda: materialize(spec, cache))
+    load_s, _ = timed(lambda: materialize(spec, Cache(cache.root)))
+    return {"compute_s": compute_s, "load_s": load_s, "ratio": compute_s / load_s}
+
+
+def suite(args: argparse.Namespace) -> dict[str, float]:
+    """Wall time of the claims suite warm (everything cached), and cold with 1 and 2 workers if asked."""
+    out: dict[str, float] = {}
+    base = [sys.executable, "-m", "pytest", "claims/", "-q", "-p", "no:cacheprovider", "--budget", args.budget]
+    env = {**os.environ, "CLAIMS_PROGRESS": "0"}
+    if args.suite_cold:
+        for workers in (1, 2):
+            with tempfile.TemporaryDirectory() as cold:
+                out[f"cold_{workers}_workers_s"], _ = timed(lambda c=cold, w=workers: subprocess.run(
+                    [*base, "-n", str(w), "--claims-cache", c], env=env, capture_output=True))
+        out["speedup_2_workers"] = out["cold_1_workers_s"] / out["cold_2_workers_s"]
+    out["warm_2_workers_s"], _ = timed(lambda: subprocess.run([*base, "-n", "2"], env=env, capture_output=True))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--out", default="bench/results/latest.json")
+    parser.add_argument("--budget", default="standard")
+    parser.add_argument("--suite-cold", action="store_true", help="also time the suite cold (long)")
+    args = parser.parse_args()
+    os.environ.setdefault("CLAIMS_PROGRESS", "0")
+    results: dict[str, object] = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+                                  "time": time.strftime("%Y-%m-%d %H:%M:%S")}
+    with tempfile.TemporaryDirectory() as root:
+        cache = Cache(root)
+        results["eval_throughput"] = eval_throughput(cache)
+        results["rl_step"] = rl_step_time(cache)
+        results["cache_load"] = cache_load(cache)
+    results["suite"] = suite(args)
+    results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    results["peak_rss_children_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=1))
+    for section, values in results.items():
+        if isinstance(values, dict):
+            print(f"{section:16} " + "  ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                                               for k, v in values.items()))
+        else:
+            print(f"{section:16} {values}")
+
+
+if __name__ == "__main__":
+    main()
