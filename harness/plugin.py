@@ -43,7 +43,8 @@ class ClaimInconclusive(Exception):
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("claims", "claim verification harness")
     group.addoption("--pairs", action="append", default=None, metavar="FILE",
-                    help=f"model-task pairs (fixtures YAML); repeatable; default {DEFAULT_PAIRS}")
+                    help=f"model-task pairs (fixtures YAML, relative to the working directory); repeatable; "
+                         f"default {DEFAULT_PAIRS}")
     group.addoption("--budget", choices=("smoke", "standard", "paper"), default=None,
                     help="RL steps per run from the recipe's budgets (default: the findings file's, else standard)")
     group.addoption("--seeds", type=int, default=None, help="RL seeds per variant (default: 1 smoke, 2 standard)")
