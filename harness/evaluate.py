@@ -24,6 +24,7 @@ from harness.tasks import get_task
 from harness.tasks.base import Problem, Task
 
 GENERATIONS = "generations.json"
+SCORES = "scores.json"  # the scores at sampling time, with the verifier that produced them
 PROBLEM_SEED = 0  # every evaluation of a task uses the same held-out problems
 
 
@@ -54,7 +55,18 @@ def sample(spec: EvalSpec, out: Path, cache: Cache) -> dict:
         "greedy": greedy,
     }
     (out / GENERATIONS).write_text(json.dumps(record))
+    (out / SCORES).write_text(json.dumps(scores_record(score(spec, record, task), task)))
     return {}
+
+
+def verifier_tag(task: Task) -> str:
+    """Names the verifier that scored a record: stored scores are reused only by the same verifier."""
+    return f"{task.family}:{task.verifier_version}:{task.spec.format}"
+
+
+def scores_record(result: EvalResult, task: Task) -> dict:
+    return {"verifier": verifier_tag(task), "answers": result.answers, "correct": result.correct.tolist(),
+            "formatted": result.formatted.tolist(), "greedy_correct": result.greedy_correct.tolist()}
 
 
 def _generate_transformers(spec: EvalSpec, task: Task, problems: list[Problem],
@@ -144,9 +156,26 @@ def score(spec: EvalSpec, record: dict, task: Task | None = None) -> EvalResult:
                       correct=correct, formatted=formatted, greedy_correct=greedy_correct)
 
 
+_LOADED: dict[tuple[str, str], EvalResult] = {}  # per process: a claim run loads the base evaluation often
+
+
 def load_result(spec: EvalSpec, entry: Path) -> EvalResult:
-    """Score the generations stored in a cache entry."""
-    return score(spec, json.loads((entry / GENERATIONS).read_text()))
+    """The scored result stored in a cache entry; re-scored from the generations when the verifier changed."""
+    memo = (spec.key, str(entry))
+    if memo not in _LOADED:
+        _LOADED[memo] = _load(spec, entry)
+    return _LOADED[memo]
+
+
+def _load(spec: EvalSpec, entry: Path) -> EvalResult:
+    record = json.loads((entry / GENERATIONS).read_text())
+    task = get_task(spec.task)
+    stored = json.loads((entry / SCORES).read_text()) if (entry / SCORES).exists() else None
+    if stored is None or stored["verifier"] != verifier_tag(task):
+        return score(spec, record, task)
+    return EvalResult(spec=spec, problems=[Problem(**p) for p in record["problems"]], samples=record["samples"],
+                      greedy=record["greedy"], answers=stored["answers"], correct=np.array(stored["correct"]),
+                      formatted=np.array(stored["formatted"]), greedy_correct=np.array(stored["greedy_correct"]))
 
 
 def evaluate(spec: EvalSpec, cache: Cache) -> EvalResult:

@@ -198,14 +198,19 @@ class Pair:
     marks: tuple[str, ...] = ()
     note: str = ""
     control: str = ""  # id of a clean pair of matched alignment (for a contaminated pair)
+    train_task: TaskSpec | None = None  # what RL trains on when it differs from the evaluated task
     source: str = ""  # the fixtures file
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rl_task(self) -> TaskSpec:
+        return self.train_task or self.task
 
     def steps(self, budget: str) -> int:
         return self.budgets[budget]
 
 
-PAIR_KEYS = ["model", "task", "eval", "recipe", "alignment_k", "marks", "note", "control"]
+PAIR_KEYS = ["model", "task", "train_task", "eval", "recipe", "alignment_k", "marks", "note", "control"]
 EVAL_KEYS = ["num_problems", "n", "temperature", "top_p", "max_new_tokens", "seed", "backend", "batch_size"]
 
 
@@ -258,6 +263,7 @@ def load_fixtures(path: Path | str) -> list[Pair]:
         merged = _Reader(path, f"pairs.{pair_id}", {**defaults, **body, "eval": {**default_eval, **own_eval}})
         model = model_from(merged.child("model"))
         task = task_from(merged.child("task"))
+        train_task = task_from(merged.child("train_task")) if "train_task" in merged.data else None
         eval_reader = merged.child("eval")
         eval_reader.only(EVAL_KEYS)
         evaluation = _spec_from(eval_reader, EvalSpec, {"model": model, "task": task})
@@ -277,7 +283,7 @@ def load_fixtures(path: Path | str) -> list[Pair]:
                 merged.fail(f"field 'marks': {mark!r} is not a pytest mark name")
         pairs.append(Pair(id=str(pair_id), model=model, task=task, eval=evaluation, recipe=recipe,
                           budgets=budgets, alignment_k=k, marks=marks, note=merged.get("note", str, ""),
-                          control=merged.get("control", str, ""),
+                          control=merged.get("control", str, ""), train_task=train_task,
                           source=str(path)))
     ids = [p.id for p in pairs]
     for pair in pairs:  # a misspelt control would silently drop the pair's contamination claim

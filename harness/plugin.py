@@ -142,6 +142,15 @@ def _load_pairs(files: list[Path]) -> list[Pair]:
     return list(pairs.values())
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip ``gpu``-marked tests (and pairs) cleanly, with a reason, where no CUDA device is present."""
+    if item.get_closest_marker("gpu") is not None:
+        import torch
+
+        if not torch.cuda.is_available():
+            pytest.skip("needs a CUDA GPU (this machine has none; see scripts/gpu-check.sh)")
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "pair" in metafunc.fixturenames:
         params = [pytest.param(p, id=p.id, marks=[getattr(pytest.mark, m) for m in p.marks])

@@ -75,7 +75,7 @@ class Harness:
         recipe = pair.recipe
         if lr_scale != 1.0:
             recipe = dataclasses.replace(recipe, learning_rate=recipe.learning_rate * lr_scale)
-        return RLSpec(model=pair.model, task=pair.task, recipe=recipe, steps=pair.steps(self.budget),
+        return RLSpec(model=pair.model, task=pair.rl_task, recipe=recipe, steps=pair.steps(self.budget),
                       reward=RewardSpec(name=reward, params=reward_params or {}),
                       data=data or DataSpec(), polarity=PolaritySpec(name=polarity, lam=lam), seed=seed)
 

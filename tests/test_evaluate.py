@@ -174,3 +174,23 @@ def test_temperature_zero_samples_equal_the_greedy_completion(base: SimpleNamesp
 def test_greedy_evaluation_with_several_samples_is_rejected() -> None:
     with pytest.raises(SpecError, match=r"temperature 0 .* n = 1"):
         dataclasses.replace(SPEC, temperature=0.0, n=3)
+
+
+def test_stored_scores_are_reused_until_the_verifier_changes(base: SimpleNamespace, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from harness import evaluate as evaluate_module
+    from harness.evaluate import SCORES, verifier_tag
+
+    task = get_task(SPEC.task)
+    stored = json.loads((base.entry / SCORES).read_text())
+    assert stored["verifier"] == verifier_tag(task)
+    assert stored["correct"] == base.result.correct.tolist() and stored["answers"] == base.result.answers
+    assert sum(stored["correct"]) > 0
+    copy = tmp_path / "entry"
+    shutil.copytree(base.entry, copy)
+    (copy / SCORES).write_text(json.dumps({**stored, "correct": [0] * len(stored["correct"])}))
+    assert evaluate_module._load(SPEC, copy).correct.sum() == 0  # same verifier: the stored scores are used
+    monkeypatch.setattr(type(task), "verifier_version", task.verifier_version + 1)
+    assert evaluate_module._load(SPEC, copy).correct.tolist() == stored["correct"]  # new verifier: re-scored

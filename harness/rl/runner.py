@@ -34,7 +34,12 @@ def training_pool(spec: RLSpec) -> list[Problem]:
 
 
 def historical_variance(spec: RLSpec, cache: Cache) -> list[str]:
-    """Problem uids by decreasing variance of their training accuracy in the full-set ground-truth run."""
+    """Problem uids by decreasing variance of their training accuracy in the full-set ground-truth run.
+
+    Wang et al. take the variance of a problem's accuracy across the epochs of that run. A short run
+    (the smoke budget) may draw no problem twice; the variance is then that of the correctness of
+    each problem's sampled completions in its one draw, a(1 - a) for group accuracy a.
+    """
     from harness.jobs import materialize
 
     # exactly the standard full-set run (DataSpec defaults but the pool), so the two share one cache entry
@@ -43,7 +48,7 @@ def historical_variance(spec: RLSpec, cache: Cache) -> list[str]:
     history = json.loads((materialize(full, cache) / TRAIN_ACCURACY).read_text())
     variances = {uid: float(np.var(accs)) for uid, accs in history.items() if len(accs) >= 2}
     if not variances:
-        raise SpecError("historical_variance: the full-set run drew no problem twice; give it more steps")
+        variances = {uid: accs[0] * (1 - accs[0]) for uid, accs in history.items()}
     return sorted(variances, key=lambda uid: (-variances[uid], uid))
 
 

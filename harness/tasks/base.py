@@ -51,6 +51,7 @@ class Task(ABC):
     """A task family bound to its parameters and prompt format."""
 
     family: ClassVar[str]
+    verifier_version: ClassVar[int] = 1  # bump when extraction or verification changes: stored scores are redone
     formats: ClassVar[tuple[str, ...]] = ("bare", "chat", "boxed")
     params_schema: ClassVar[dict[str, type | tuple[type, ...]]] = {}
     defaults: ClassVar[dict[str, Any]] = {}
