@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -15,8 +16,8 @@ def _report(args: argparse.Namespace) -> int:
 
     cache = Cache(args.cache)
     try:
-        run = latest_run(cache.root)
-    except FileNotFoundError as exc:
+        run = json.loads(Path(args.run).read_text()) if args.run else latest_run(cache.root)
+    except (FileNotFoundError, ValueError) as exc:
         print(f"harness report: {exc}", file=sys.stderr)
         return 2
     md, page = render(run, cache.root, Path(args.out))
@@ -62,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     report = sub.add_parser("report", parents=[common],
                             help="render the latest claims run from the cache (Markdown + HTML)")
     report.add_argument("--out", default="reports", help="output directory (default: reports/)")
+    report.add_argument("--run", default=None, help="a recorded run (<cache>/runs/run-*.json; default: the latest)")
     report.set_defaults(func=_report)
     align = sub.add_parser("align", parents=[common], help="measure the alignment of every pair in fixtures files")
     align.add_argument("pairs", nargs="*", default=["fixtures/organisms.yaml"])

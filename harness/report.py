@@ -112,47 +112,69 @@ def _png(fig: Any) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
+FRACTION_LIMITS = (-1.5, 2.5)  # fractions of a small reference gain can be huge: clip for reading
+
+
 def effect_plot(m: Matrix) -> str:
-    """Each claim's effect against alignment, one point per pair (base64 PNG)."""
+    """Each claim's effect against alignment, one point per pair: fractions of the standard gain in one
+    panel (clipped to FRACTION_LIMITS), pass@k gains in another (base64 PNG)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    by_claim: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    panels: dict[str, dict[str, list[tuple[float, float]]]] = {"fraction": defaultdict(list), "gain": defaultdict(list)}
     for (claim, pair), row in m.cells.items():
-        effect = row.get("effect")
-        if effect is not None and not (isinstance(effect, float) and math.isnan(effect)):
-            by_claim[claim].append((_alignment_value(m.alignment[pair]), float(effect)))
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for claim, points in sorted(by_claim.items()):
-        points.sort()
-        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=claim)
-    ax.axhline(0, color="grey", lw=0.5)
-    ax.set_xlabel("alignment: base pass@k at the pair's k")
-    ax.set_ylabel("effect (fraction of standard gain, or gain)")
-    ax.legend(fontsize=6, loc="best")
+        effect, measure = row.get("effect"), row.get("measure", "gain")
+        if effect is None or math.isnan(float(effect)) or measure not in panels:
+            continue
+        if measure == "fraction":
+            effect = min(max(float(effect), FRACTION_LIMITS[0]), FRACTION_LIMITS[1])
+        panels[measure][claim].append((_alignment_value(m.alignment[pair]), float(effect)))
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5))
+    titles = {"fraction": "fraction of the standard-RL gain recovered (clipped)", "gain": "gain in pass@k"}
+    for ax, (measure, by_claim) in zip(axes, panels.items(), strict=True):
+        ax.set_prop_cycle(color=plt.cm.tab20.colors)
+        for claim, points in sorted(by_claim.items()):
+            points.sort()
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=claim, lw=1)
+        ax.axhline(0, color="grey", lw=0.5)
+        if measure == "fraction":
+            ax.axhline(1, color="grey", lw=0.5, ls="--")
+        ax.set_title(titles[measure], fontsize=10)
+        ax.set_xlabel("alignment: base pass@k at the pair's k")
+        if by_claim:
+            ax.legend(fontsize=5, loc="best")
     data = _png(fig)
     plt.close(fig)
     return data
 
 
+KS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
 def passk_plot(curves: dict[str, dict[str, list[float]]]) -> str:
-    """pass@k curves (k = 1..K) of the base model and RL variants, one panel per pair (base64 PNG)."""
+    """pass@k at k = 1, 2, 4, ... of the base model and RL variants, one panel per pair (base64 PNG)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     pairs = sorted(curves)
-    fig, axes = plt.subplots(1, max(1, len(pairs)), figsize=(4 * max(1, len(pairs)), 3.5), squeeze=False)
-    for ax, pair in zip(axes[0], pairs, strict=False):
+    cols = min(4, max(1, len(pairs)))
+    rows = math.ceil(len(pairs) / cols) or 1
+    fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.5 * rows), squeeze=False)
+    for ax, pair in zip(axes.flat, pairs, strict=False):
+        ax.set_prop_cycle(color=plt.cm.tab20.colors)
         for label, ys in sorted(curves[pair].items()):
-            ax.plot(range(1, len(ys) + 1), ys, label=label, lw=2 if label == "base" else 1)
+            ax.plot(KS[:len(ys)], ys, label=label, marker=".", lw=2.5 if label == "base" else 1,
+                    color="black" if label == "base" else None)
         ax.set_xscale("log", base=2)
-        ax.set_title(pair, fontsize=8)
+        ax.set_title(pair, fontsize=9)
         ax.set_xlabel("k")
         ax.set_ylabel("pass@k")
+    for ax in list(axes.flat)[len(pairs):]:
+        ax.axis("off")
     axes[0][0].legend(fontsize=5)
     data = _png(fig)
     plt.close(fig)
@@ -160,7 +182,7 @@ def passk_plot(curves: dict[str, dict[str, list[float]]]) -> str:
 
 
 def passk_curves(run: dict[str, Any], cache_root: Path) -> dict[str, dict[str, list[float]]]:
-    """pass@k (k = 1..n) of each pair's base model and each RL variant, from the cached evaluations."""
+    """pass@k (k = 1, 2, 4, ... up to n) of each pair's base model and RL variants, from the cached evaluations."""
     from harness.cache import Cache
     from harness.evaluate import load_result
     from harness.specs import EvalSpec, from_dict
@@ -173,12 +195,7 @@ def passk_curves(run: dict[str, Any], cache_root: Path) -> dict[str, dict[str, l
         if not cache.contains(spec):
             continue
         result = load_result(spec, cache.path(spec.key))
-        ks = [k for k in (1, 2, 4, 8, 16, 32, 64, 128, 256) if k <= result.n]
-        values = [result.pass_at_k(k) for k in ks]
-        curve = []
-        for k in range(1, ks[-1] + 1):  # step between measured k for a readable log-x plot
-            curve.append(values[max(i for i, kk in enumerate(ks) if kk <= k)])
-        curves[entry["pair"]].setdefault(entry["label"], curve)
+        curves[entry["pair"]].setdefault(entry["label"], [result.pass_at_k(k) for k in KS if k <= result.n])
     return dict(curves)
 
 

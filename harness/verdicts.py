@@ -26,7 +26,8 @@ class Finding:
     high: float
     threshold: float
     alignment: dict[str, float]  # base pass@1 and pass@K of the pair
-    effect: float | None = None  # the effect plotted against alignment (fraction of standard gain or gain)
+    effect: float | None = None  # the effect plotted against alignment
+    measure: str = "gain"  # what effect is: "gain" (pass@k), "fraction" (of the reference's gain), "difference"
     evaluations: tuple[dict[str, Any], ...] = ()  # eval specs behind it, for the report's pass@k curves
 
     def to_dict(self) -> dict[str, Any]:
@@ -68,30 +69,27 @@ def _pct(x: float) -> str:
     return "n/a" if np.isnan(x) else f"{100 * x:.0f}%"
 
 
-def improves(outcome: RLOutcome, *, k: int = 1, threshold: float = 0.0) -> Finding:
-    """Claim: the variant raises pass@k by more than ``threshold``."""
+def _gain_claim(outcome: RLOutcome, k: int, threshold: float, *, rises: bool) -> Finding:
     alignment = alignment_of(outcome)
     if (vacuous := _vacuous((outcome,), alignment)) is not None:
         return vacuous
-    v = stats.gain_above(outcome.base_scores(k), outcome.scores(k), threshold=threshold, rng=_rng(outcome),
-                         n_boot=N_BOOT, alpha=ALPHA)
+    test = stats.gain_above if rises else stats.gain_below
+    v = test(outcome.base_scores(k), outcome.scores(k), threshold=threshold, rng=_rng(outcome), n_boot=N_BOOT,
+             alpha=ALPHA)
     message = (f"{outcome.label} changed pass@{k} by {v.estimate:+.3f} (95% CI {v.low:+.3f} to {v.high:+.3f}); "
-               f"the claim needs > {threshold:+.3f}; {_where(outcome)}")
+               f"the claim needs {'>' if rises else '<'} {threshold:+.3f}; {_where(outcome)}")
     return Finding(v.outcome, message, v.estimate, v.low, v.high, threshold, alignment, effect=v.estimate,
                    evaluations=evaluations_of(outcome))
+
+
+def improves(outcome: RLOutcome, *, k: int = 1, threshold: float = 0.0) -> Finding:
+    """Claim: the variant raises pass@k by more than ``threshold``."""
+    return _gain_claim(outcome, k, threshold, rises=True)
 
 
 def lowers(outcome: RLOutcome, *, k: int, threshold: float = 0.0) -> Finding:
     """Claim: the variant lowers pass@k below ``threshold`` (e.g. PSR at large k, RL at large k)."""
-    alignment = alignment_of(outcome)
-    if (vacuous := _vacuous((outcome,), alignment)) is not None:
-        return vacuous
-    v = stats.gain_below(outcome.base_scores(k), outcome.scores(k), threshold=threshold, rng=_rng(outcome),
-                         n_boot=N_BOOT, alpha=ALPHA)
-    message = (f"{outcome.label} changed pass@{k} by {v.estimate:+.3f} (95% CI {v.low:+.3f} to {v.high:+.3f}); "
-               f"the claim needs < {threshold:+.3f}; {_where(outcome)}")
-    return Finding(v.outcome, message, v.estimate, v.low, v.high, threshold, alignment, effect=v.estimate,
-                   evaluations=evaluations_of(outcome))
+    return _gain_claim(outcome, k, threshold, rises=False)
 
 
 def recovers(variant: RLOutcome, reference: RLOutcome, *, fraction: float, k: int = 1) -> Finding:
@@ -107,6 +105,7 @@ def recovers(variant: RLOutcome, reference: RLOutcome, *, fraction: float, k: in
     if v.reason:
         message += f"; inconclusive because the {v.reason}"
     return Finding(v.outcome, message, v.estimate, v.low, v.high, fraction, alignment, effect=v.estimate,
+                   measure="fraction",
                    evaluations=evaluations_of(variant, reference))
 
 
@@ -120,4 +119,5 @@ def matches(variant: RLOutcome, reference: RLOutcome, *, eps: float, k: int = 1)
     message = (f"{variant.label} gain in pass@{k} differs from {reference.label} by {v.estimate:+.3f} "
                f"(95% CI {v.low:+.3f} to {v.high:+.3f}); the claim needs within ±{eps:.3f}; {_where(variant)}")
     return Finding(v.outcome, message, v.estimate, v.low, v.high, eps, alignment, effect=v.estimate,
+                   measure="difference",
                    evaluations=evaluations_of(variant, reference))
