@@ -162,26 +162,43 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture(scope="session")
-def claims_harness(pytestconfig: pytest.Config) -> Iterator[Any]:
-    """The session's Harness: cache, budget, seeds and executor (one per xdist worker; the cache is shared)."""
+def claims_harness(request: pytest.FixtureRequest, pytestconfig: pytest.Config) -> Iterator[Any]:
+    """The session's Harness: cache, budget, seeds and executor (one per xdist worker; the cache is shared).
+
+    Before the first claim it prepares the base models of the selected pairs, shortest pretraining first
+    within each lineage (so a longer organism continues a shorter one), each worker from another lineage.
+    """
     from harness.executors import make_executor
     from harness.results import Harness
 
     cache = Cache(pytestconfig.getoption("claims_cache"))
     executor = make_executor(pytestconfig.getoption("executor"), cache, pytestconfig.getoption("ray_address"))
+    harness = Harness(executor=executor, budget=pytestconfig.getoption("budget"), seeds=pytestconfig.getoption("seeds"))
+    worker = getattr(pytestconfig, "workerinput", {})
+    harness.prepare(_selected_pairs(request.session), part=int(worker.get("workerid", "gw0")[2:]),
+                    parts=int(worker.get("workercount", 1)))
     try:
-        yield Harness(executor=executor, budget=pytestconfig.getoption("budget"), seeds=pytestconfig.getoption("seeds"))
+        yield harness
     finally:
         executor.close()
 
 
+def _selected_pairs(session: pytest.Session) -> list[Pair]:
+    """The pairs of the tests this session will run (GPU pairs are prepared by their own tests)."""
+    found: dict[str, Pair] = {}
+    for item in session.items:
+        for value in getattr(item, "callspec", None).params.values() if hasattr(item, "callspec") else ():
+            if isinstance(value, Pair) and "gpu" not in value.marks:
+                found.setdefault(value.id, value)
+    return list(found.values())
+
+
 @pytest.fixture
 def _job_tracking(request: pytest.FixtureRequest, claims_harness: Any) -> Iterator[None]:
-    stats = claims_harness.executor.cache.stats
-    start = (len(stats.computed), len(stats.loaded))
+    """Attach the jobs computed and loaded since the last report (the first test also carries the
+    session's preparation) to the test, for the summary's counts."""
     yield
-    jobs = {"computed": stats.computed[start[0]:], "loaded": stats.loaded[start[1]:]}
-    request.node.user_properties.append((JOBS, jobs))
+    request.node.user_properties.append((JOBS, claims_harness.jobs_since_last_report()))
 
 
 @pytest.fixture

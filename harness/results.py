@@ -13,7 +13,7 @@ from harness.evaluate import EvalResult, load_result
 from harness.executors import Executor
 from harness.loading import Pair
 from harness.rl.runner import TRAIN_LOG, is_vacuous
-from harness.specs import DataSpec, EvalSpec, PolaritySpec, RewardSpec, RLSpec, SpecError
+from harness.specs import DataSpec, EvalSpec, OrganismSpec, PolaritySpec, RewardSpec, RLSpec, SpecError
 
 DEFAULT_SEEDS = {"smoke": 1, "standard": 2, "paper": 3}
 
@@ -57,6 +57,30 @@ class Harness:
     def __post_init__(self) -> None:
         if self.budget not in DEFAULT_SEEDS:
             raise SpecError(f"unknown budget {self.budget!r}; known: {', '.join(DEFAULT_SEEDS)}")
+        self._reported = (0, 0)
+
+    def prepare(self, pairs: list[Pair], *, part: int = 0, parts: int = 1) -> None:
+        """Compute the pairs' base models and evaluations, shortest pretraining first within a lineage
+        (a longer organism then continues a shorter one), worker ``part`` of ``parts`` starting elsewhere."""
+        def order(pair: Pair) -> tuple[str, int]:
+            model = pair.model
+            if isinstance(model, OrganismSpec):
+                return dataclasses.replace(model, steps=0).key, model.steps
+            return model.key, 0
+
+        queue = sorted(pairs, key=order)
+        start = len(queue) * part // max(parts, 1)
+        lineage_start = next((i for i in range(start, len(queue)) if i == 0
+                              or order(queue[i])[0] != order(queue[i - 1])[0]), 0)
+        for pair in queue[lineage_start:] + queue[:lineage_start]:
+            self.evaluate(pair)
+
+    def jobs_since_last_report(self) -> dict[str, list[str]]:
+        """Cache keys computed and loaded since the previous call."""
+        stats = self.executor.cache.stats
+        computed, loaded = self._reported
+        self._reported = (len(stats.computed), len(stats.loaded))
+        return {"computed": stats.computed[computed:], "loaded": stats.loaded[loaded:]}
 
     @property
     def seed_list(self) -> list[int]:
