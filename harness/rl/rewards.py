@@ -162,5 +162,23 @@ def make_reward(spec: RewardSpec, task: Task, *, seed: int, scorer: Scorer | Non
         fn = factory(task, **params)
     except TypeError:
         raise SpecError(f"reward {spec.name!r} does not take parameters {sorted(spec.params)}") from None
-    fn.__name__ = spec.name
-    return fn
+    return on_text(fn, spec.name)
+
+
+def completion_text(completion: str | list[dict[str, str]]) -> str:
+    """The text of a completion: TRL hands chat-format completions over as a list of messages.
+
+    >>> completion_text([{"role": "assistant", "content": "<answer>5</answer>"}])
+    '<answer>5</answer>'
+    """
+    if isinstance(completion, str):
+        return completion
+    return completion[-1]["content"] if completion else ""
+
+
+def on_text(fn: RewardFunc, name: str) -> RewardFunc:
+    """``fn`` applied to the completions' text, named ``name`` (TRL logs rewards by function name)."""
+    def reward(prompts: list[Any], completions: list[Any], **columns: Any) -> list[float]:
+        return fn(prompts, [completion_text(c) for c in completions], **columns)
+    reward.__name__ = name
+    return reward
