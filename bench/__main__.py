@@ -5,7 +5,8 @@ python -m bench [--out bench/results/latest.json] [--suite-cold]
 1. evaluation throughput: the harness's evaluation job vs a plain ``model.generate`` loop (same organism,
    problems, n, seed); 2. RL step time: the harness runner vs a stock TRL GRPOTrainer with identical
    settings; 3. the claims suite warm (all cached), and cold with 1 and 2 workers when --suite-cold is
-   given (minutes); 4. loading a cached RL result vs computing it; 5. peak RSS.
+   given (minutes); 4. loading a cached RL result vs computing it, and a cached evaluation from its stored
+   scores vs re-scoring its generations; 5. peak RSS.
 """
 
 from __future__ import annotations
@@ -68,8 +69,6 @@ def eval_throughput(cache: Cache) -> dict[str, float]:
 
 def rl_step_time(cache: Cache) -> dict[str, float]:
     """Seconds per optimizer step: the harness runner vs stock TRL GRPOTrainer with the same config."""
-    import dataclasses
-
     from datasets import Dataset
     from trl import GRPOTrainer
 
@@ -93,7 +92,8 @@ def rl_step_time(cache: Cache) -> dict[str, float]:
     reward = ground_truth(task)
     reward.__name__ = "ground_truth"
     with tempfile.TemporaryDirectory() as work:
-        config = dataclasses.replace(grpo_config(spec, Path(work)), save_strategy="no")
+        config = grpo_config(spec, Path(work))
+        config.save_strategy = "no"  # stock TRL keeps no resume checkpoints; the harness does
         trainer = GRPOTrainer(model=model, processing_class=tokenizer, reward_funcs=[reward], args=config,
                               train_dataset=Dataset.from_list(rows))
         stock_train_s, _ = timed(trainer.train)
@@ -108,6 +108,17 @@ def cache_load(cache: Cache) -> dict[str, float]:
     compute_s, _ = timed(lambda: materialize(spec, cache))
     load_s, _ = timed(lambda: materialize(spec, Cache(cache.root)))
     return {"compute_s": compute_s, "load_s": load_s, "ratio": compute_s / load_s}
+
+
+def eval_load(cache: Cache) -> dict[str, float]:
+    """Loading a cached evaluation from its stored scores vs re-scoring its generations (the warm path)."""
+    from harness.evaluate import GENERATIONS, _load, score
+
+    spec = EvalSpec(model=ORGANISM, task=TASK, num_problems=256, n=64, max_new_tokens=6, seed=7)
+    entry = materialize(spec, cache)
+    stored_s, _ = timed(lambda: _load(spec, entry))
+    rescored_s, _ = timed(lambda: score(spec, json.loads((entry / GENERATIONS).read_text())))
+    return {"stored_scores_s": stored_s, "rescoring_s": rescored_s, "ratio": rescored_s / stored_s}
 
 
 def suite(args: argparse.Namespace) -> dict[str, float]:
@@ -139,6 +150,7 @@ def main() -> None:
         results["eval_throughput"] = eval_throughput(cache)
         results["rl_step"] = rl_step_time(cache)
         results["cache_load"] = cache_load(cache)
+        results["eval_load"] = eval_load(cache)
     results["suite"] = suite(args)
     results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     results["peak_rss_children_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024

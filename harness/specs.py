@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 SCHEMA_VERSION = 1
 KEYLESS = {"key": False}
+KEYED_IF_SET = {"key": "if_set"}  # a field added later: left out of the key at its default, so old entries stay valid
 
 
 class SpecError(ValueError):
@@ -42,6 +43,8 @@ class Spec:
         out: dict[str, Any] = {"kind": self.kind}
         for f in dataclasses.fields(self):
             if keyed and not f.metadata.get("key", True):
+                continue
+            if keyed and f.metadata.get("key") == "if_set" and getattr(self, f.name) == f.default:
                 continue
             out[f.name] = _plain(getattr(self, f.name), keyed)
         return out
@@ -245,6 +248,7 @@ class RecipeSpec(Spec):
     max_grad_norm: float = 1.0
     weight_decay: float = 0.0
     lora_r: int | None = None
+    use_vllm: bool = field(default=False, metadata=KEYED_IF_SET)  # TRL's vLLM rollouts (GPU, gpu extra), colocated
     checkpoint_every: int | None = field(default=None, metadata=KEYLESS)
 
     def __post_init__(self) -> None:

@@ -70,7 +70,8 @@ ALTERNATIVES: dict[type[Spec], dict[str, Any]] = {
     RecipeSpec: {"name": "paper", "learning_rate": 1e-6, "prompts_per_step": 8, "num_generations": 8,
                  "steps_per_generation": 1, "epsilon": 0.1, "epsilon_high": 0.2, "beta": 0.01, "loss_type": "grpo",
                  "scale_rewards": "none", "temperature": 0.7, "top_p": 0.9, "max_completion_length": 16,
-                 "max_grad_norm": 0.5, "weight_decay": 0.1, "lora_r": 8, "checkpoint_every": 10},
+                 "max_grad_norm": 0.5, "weight_decay": 0.1, "lora_r": 8, "checkpoint_every": 10,
+                 "use_vllm": True},
     RewardSpec: {"name": "format", "params": {"p": 0.3}},
     DataSpec: {"selection": "few_shot", "method": "index", "count": 2, "index": 3, "pool_size": 512},
     PolaritySpec: {"name": "w_reinforce", "lam": 0.2},
@@ -266,3 +267,9 @@ def test_boundary_values_are_valid() -> None:
     dataclasses.replace(RECIPE, num_generations=2)
     DataSpec(index=3, pool_size=4)
     tiny_organism(steps=0, hidden_size=30, num_heads=5)
+
+
+def test_a_field_keyed_if_set_leaves_old_keys_alone_at_its_default() -> None:
+    recipe = BASES[RecipeSpec]
+    assert "use_vllm" not in recipe.canonical_json()  # entries made before the field existed stay valid
+    assert dataclasses.replace(recipe, use_vllm=True).key != recipe.key

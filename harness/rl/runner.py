@@ -112,6 +112,8 @@ def grpo_config(spec: RLSpec, output_dir: Path) -> Any:
         disable_tqdm=True,
         dataloader_num_workers=0,
         remove_unused_columns=False,
+        use_vllm=r.use_vllm,
+        vllm_mode="colocate",
     )
 
 
