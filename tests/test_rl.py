@@ -384,3 +384,14 @@ def test_standard_rl_raises_pass_at_1(tmp_path, capsys):
               f"gain {verdict.describe()}")
     assert 0.1 < base.pass_at_k(1) < 0.5
     assert verdict.outcome == "holds", verdict.describe()
+
+
+def test_lora_run_trains_adapters_and_saves_merged_weights(cache) -> None:
+    pytest.importorskip("peft", reason="peft is not installed (the peft extra)")
+    spec = RLSpec(model=TINY, task=TASK, recipe=dataclasses.replace(RECIPE, lora_r=4), steps=4)
+    entry = materialize(spec, cache)
+    trained = weights(entry)
+    base = weights(cache.path(TINY.key))
+    assert set(trained) == set(base)  # merged back into the plain model layout: no adapter tensors
+    assert changed(base, trained)
+    assert not any("lora" in name for name in trained)
