@@ -25,6 +25,7 @@ from harness.tasks.base import Problem, Task, seeded_rng
 TRAIN_LOG = "train_log.json"
 TRAIN_ACCURACY = "train_accuracy.json"
 PROBLEM_SEED = 0  # the training pool is the same for every run on a task
+RESUME_EVERY = 25  # fewest steps between resume checkpoints: a shorter run just starts again
 
 
 def training_pool(spec: RLSpec) -> list[Problem]:
@@ -106,7 +107,7 @@ def grpo_config(spec: RLSpec, output_dir: Path) -> Any:
         report_to="none",
         logging_steps=1,
         save_strategy="steps",
-        save_steps=r.checkpoint_every or max(spec.steps // 4, 1),
+        save_steps=r.checkpoint_every or max(spec.steps // 4, RESUME_EVERY),
         save_total_limit=None if r.checkpoint_every else 1,
         save_only_model=False,
         disable_tqdm=True,
