@@ -59,3 +59,15 @@ def tree_digest(directory: Path, exclude: tuple[str, ...] = ()) -> dict[str, str
     """SHA-256 of every file under ``directory`` by relative path."""
     return {str(p.relative_to(directory)): sha256(p) for p in sorted(directory.rglob("*"))
             if p.is_file() and p.name not in exclude}
+
+
+# A tiny GRPO recipe for fixtures files written by tests.
+RECIPE = """\
+name: tiny
+learning_rate: 3.0e-4
+prompts_per_step: 4
+num_generations: 4
+steps_per_generation: 2
+max_completion_length: 6
+budgets: {smoke: 4, standard: 8, paper: 16}
+"""

@@ -9,20 +9,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import REPO, subprocess_env
+from helpers import RECIPE, REPO, subprocess_env
 
 from harness.loading import FixtureError, Pair, load_fixtures, load_recipe
 from harness.specs import OrganismSpec, PretrainedSpec, SpecError
-
-RECIPE = """\
-name: tiny
-learning_rate: 3.0e-4
-prompts_per_step: 4
-num_generations: 4
-steps_per_generation: 2
-max_completion_length: 6
-budgets: {smoke: 4, standard: 8, paper: 16}
-"""
 
 # A valid fixtures file; each bad case below changes one thing in it.
 PAIRS = """\

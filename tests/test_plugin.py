@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import RECIPE
 
 import harness.report
 from harness.__main__ import main as harness_main
@@ -52,16 +53,6 @@ pairs:
     model:
       organism: {mix: [{task: {family: arithmetic, params: {digits: [1, 2]}}}], steps: 150}
     task: {family: arithmetic, params: {digits: [1, 2]}}
-"""
-
-RECIPE = """\
-name: tiny
-learning_rate: 3.0e-4
-prompts_per_step: 4
-num_generations: 4
-steps_per_generation: 2
-max_completion_length: 6
-budgets: {smoke: 4, standard: 8, paper: 16}
 """
 
 # Thresholds force each verdict: a pass@1 gain always exceeds -1 and never reaches +1, and the
