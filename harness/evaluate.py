@@ -91,8 +91,8 @@ def _generate_transformers(spec: EvalSpec, task: Task, problems: list[Problem],
             width = enc["input_ids"].shape[1]
             torch.manual_seed(spec.seed * 1_000_003 + start)
             if spec.temperature > 0:
-                out = model.generate(**enc, do_sample=True, temperature=spec.temperature, top_p=spec.top_p,
-                                     top_k=0, num_return_sequences=spec.n, **common)
+                out = model.generate(**_shared_prompts(model, enc, spec.n), do_sample=True,
+                                     temperature=spec.temperature, top_p=spec.top_p, top_k=0, **common)
             else:
                 out = model.generate(**enc, do_sample=False, **common)
             texts = tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
@@ -101,6 +101,26 @@ def _generate_transformers(spec: EvalSpec, task: Task, problems: list[Problem],
             greedy.extend(tokenizer.batch_decode(out[:, width:], skip_special_tokens=True))
             progress.update(len(samples))
     return samples, greedy
+
+
+def _shared_prompts(model: Any, enc: Any, n: int) -> dict[str, Any]:
+    """``generate`` inputs for n samples of each prompt, with the prompts run through the model once.
+
+    Each prompt but its last token is run once and its KV cache repeated for its n samples (Hugging
+    Face's prefix reuse), instead of ``num_return_sequences=n`` running every prompt n times. Sampling
+    draws the same random numbers in the same order, so the samples are those of plain ``generate``
+    (tests/test_evaluate.py compares the two).
+    """
+    from transformers import DynamicCache
+
+    ids, mask = enc["input_ids"], enc["attention_mask"]
+    cache = DynamicCache(config=model.config)
+    if ids.shape[1] > 1:
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)  # as generate numbers left-padded prompts
+        model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions[:, :-1], cache=cache,
+              use_cache=True)
+        cache.batch_repeat_interleave(n)
+    return {"input_ids": ids.repeat_interleave(n, 0), "attention_mask": mask.repeat_interleave(n, 0), "cache": cache}
 
 
 @dataclass(frozen=True)

@@ -71,3 +71,21 @@ steps_per_generation: 2
 max_completion_length: 6
 budgets: {smoke: 4, standard: 8, paper: 16}
 """
+
+
+def shared_and_plain_samples(model: Any, tokenizer: Any, prompts: list[str], n: int) -> tuple[list[str], list[str]]:
+    """n samples of each prompt, seeded alike: the evaluation's shared-prompt way and plain ``generate``."""
+    import torch
+
+    from harness.evaluate import _shared_prompts
+
+    enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    settings = {"do_sample": True, "top_k": 0, "max_new_tokens": 8, "pad_token_id": tokenizer.pad_token_id,
+                "eos_token_id": tokenizer.eos_token_id}
+    decoded = []
+    for inputs in (_shared_prompts(model, enc, n), {**enc, "num_return_sequences": n}):
+        torch.manual_seed(11)
+        with torch.inference_mode():
+            out = model.generate(**inputs, **settings)
+        decoded.append(tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True))
+    return decoded[0], decoded[1]

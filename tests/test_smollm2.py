@@ -8,12 +8,14 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import shared_and_plain_samples
 from safetensors.torch import load_file
 
 from harness.cache import Cache
 from harness.evaluate import evaluate
 from harness.jobs import materialize
 from harness.loading import load_fixtures
+from harness.models import load_model
 from harness.specs import RewardSpec, RLSpec
 
 pytestmark = pytest.mark.slow
@@ -48,6 +50,15 @@ def test_conversion_is_cached_as_safetensors_and_reloads_fast(pairs: dict, cache
     reloaded = AutoModelForCausalLM.from_pretrained(entry)
     assert time.perf_counter() - started < 10  # the dequantized weights, not a second conversion
     assert reloaded.num_parameters() > 100_000_000
+
+
+def test_prompts_run_once_for_their_samples_give_the_samples_of_plain_generate(pairs: dict, cache: Cache) -> None:
+    pair = pairs["smollm2-add1"]
+    model, tokenizer = load_model(pair.model, cache)
+    prompts = [tokenizer.apply_chat_template([{"role": "user", "content": q}], add_generation_prompt=True,
+                                             tokenize=False) for q in ("What is 3 + 4?", "Compute 12 + 7 and explain.")]
+    shared, plain = shared_and_plain_samples(model, tokenizer, prompts, n=4)
+    assert len(shared) == 8 and shared == plain
 
 
 def test_rl_smoke_run_on_the_real_model(pairs: dict, cache: Cache) -> None:
