@@ -92,8 +92,12 @@ class LogCallback(TrainerCallback):
 
     def __init__(self, path: Path, total_steps: int, desc: str, wall: float = 0.0) -> None:
         self.path = path
-        self.started = time.time() - wall  # a resumed run continues the wall clock of the rows it keeps
+        self.wall = wall  # a resumed run continues the wall clock of the rows it keeps
+        self.started = time.time() - wall
         self.progress = Progress(total=total_steps, desc=desc)
+
+    def on_train_begin(self, args, state, control, **kwargs):  # type: ignore[override]
+        self.started = time.time() - self.wall  # wall time counts training, not building the trainer
 
     def on_log(self, args, state, control, logs=None, **kwargs):  # type: ignore[override]
         if logs and "train_runtime" not in logs:
