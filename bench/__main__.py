@@ -6,7 +6,8 @@ python -m bench [--out bench/results/latest.json] [--suite-cold [--suite-k EXPR]
    problems, n, seed); 2. RL step time: the harness runner vs a stock TRL GRPOTrainer with identical
    settings; 3. the claims suite warm (all cached), and cold with 1 and 2 workers when --suite-cold is
    given (hours; --suite-k selects part of it); 4. loading a cached RL result vs computing it, and a
-   cached evaluation from its stored scores vs re-scoring its generations; 5. peak RSS.
+   cached evaluation from its stored scores vs re-scoring its generations; 5. peak RSS of the bench
+   process and of the suite's workers (the largest, from the run the claims plugin records).
 """
 
 from __future__ import annotations
@@ -142,6 +143,12 @@ def eval_load(cache: Cache) -> dict[str, float]:
     return {"stored_scores_s": stored_s, "rescoring_s": rescored_s, "ratio": rescored_s / stored_s}
 
 
+def recorded_run(cache_root: Path) -> dict:
+    """The latest run the claims plugin recorded in a cache (verdicts, jobs, peak RSS per worker)."""
+    runs = cache_root / "runs"
+    return json.loads((runs / (runs / "latest.json").read_text()).read_text())
+
+
 def suite(args: argparse.Namespace) -> dict[str, float]:
     """Wall time of the claims suite warm (everything cached), and cold with 1 and 2 workers if asked."""
     out: dict[str, float] = {}
@@ -153,8 +160,10 @@ def suite(args: argparse.Namespace) -> dict[str, float]:
             with tempfile.TemporaryDirectory() as cold:
                 out[f"cold_{workers}_workers_s"], _ = timed(lambda c=cold, w=workers: subprocess.run(
                     [*base, *select, "-n", str(w), "--claims-cache", c], env=env, capture_output=True))
+                out[f"cold_{workers}_workers_peak_rss_mb"] = max(recorded_run(Path(cold))["peak_rss_mb"].values())
         out["speedup_2_workers"] = out["cold_1_workers_s"] / out["cold_2_workers_s"]
     out["warm_2_workers_s"], _ = timed(lambda: subprocess.run([*base, "-n", "2"], env=env, capture_output=True))
+    out["warm_2_workers_peak_rss_mb"] = max(recorded_run(Cache().root)["peak_rss_mb"].values())
     return out
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import resource
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from harness.specs import SpecError
 DEFAULT_PAIRS = "fixtures/organisms.yaml"
 FINDING = "claims_finding"  # user_properties key: the Finding as a dict plus labels
 JOBS = "claims_jobs"  # user_properties key: cache keys computed / loaded by the test
+MEMORY = "claims_peak_rss_mb"  # user_properties key: (worker, peak RSS of its process so far)
 
 pairs_key = pytest.StashKey[list[Pair]]()
 findings_key = pytest.StashKey[Any]()
@@ -196,9 +198,12 @@ def _selected_pairs(session: pytest.Session) -> list[Pair]:
 @pytest.fixture
 def _job_tracking(request: pytest.FixtureRequest, claims_harness: Any) -> Iterator[None]:
     """Attach the jobs computed and loaded since the last report (the first test also carries the
-    session's preparation) to the test, for the summary's counts."""
+    session's preparation) and the worker's peak memory to the test, for the summary."""
     yield
     request.node.user_properties.append((JOBS, claims_harness.jobs_since_last_report()))
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    worker = getattr(request.config, "workerinput", {}).get("workerid", "main")
+    request.node.user_properties.append((MEMORY, (worker, peak_mb)))
 
 
 @pytest.fixture
@@ -332,6 +337,7 @@ class Recorder:
         self.config = config
         self.rows: list[dict[str, Any]] = []
         self.jobs: dict[str, list[str]] = {"computed": [], "loaded": []}
+        self.peak_rss_mb: dict[str, float] = {}  # by worker
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         finding = _finding(report)
@@ -343,6 +349,9 @@ class Recorder:
             if name == JOBS:
                 for kind in ("computed", "loaded"):
                     self.jobs[kind].extend(value[kind])
+            elif name == MEMORY:
+                worker, peak_mb = value
+                self.peak_rss_mb[worker] = max(peak_mb, self.peak_rss_mb.get(worker, 0.0))
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.rows or hasattr(self.config, "workerinput"):
@@ -353,12 +362,14 @@ class Recorder:
         terminalreporter.section("claims x pairs")
         terminalreporter.write_line(matrix_text(self.rows))
         terminalreporter.write_line(jobs_line(self.jobs))
+        terminalreporter.write_line("peak RSS per worker: " + ", ".join(
+            f"{worker} {peak_mb:.0f} MB" for worker, peak_mb in sorted(self.peak_rss_mb.items())))
         findings = config.stash[findings_key]
         if findings is None:  # pytest prints the reasons of failed tests only; say why these did not pass
             for row in self.rows:
                 if not row["passed"] and row["outcome"] in ("inconclusive", "vacuous"):
                     terminalreporter.write_line(f"{row['outcome'].upper()} {row['nodeid']}: {row['message']}")
-        run = _save_run(config, self.rows, self.jobs)
+        run = _save_run(config, self.rows, self.jobs, self.peak_rss_mb)
         terminalreporter.write_line(f"run recorded: {run} (render it: python -m harness report)")
         if findings is not None and config.getoption("update_findings"):
             from harness import findings as findings_module
@@ -384,7 +395,8 @@ def _seeds(config: pytest.Config) -> int:
     return config.getoption("seeds") or DEFAULT_SEEDS[config.getoption("budget")]
 
 
-def _save_run(config: pytest.Config, rows: list[dict[str, Any]], jobs: dict[str, list[str]]) -> Path:
+def _save_run(config: pytest.Config, rows: list[dict[str, Any]], jobs: dict[str, list[str]],
+              peak_rss_mb: dict[str, float]) -> Path:
     """Record the run beside the cache, for ``python -m harness report``."""
     from harness.specs import library_versions
 
@@ -399,6 +411,7 @@ def _save_run(config: pytest.Config, rows: list[dict[str, Any]], jobs: dict[str,
         "libraries": library_versions(),
         "time": time.strftime("%Y-%m-%d %H:%M:%S"),
         "jobs": jobs,
+        "peak_rss_mb": peak_rss_mb,
         "evaluations": list({json.dumps(e, sort_keys=True): e for r in rows for e in r.get("evaluations", ())}
                             .values()),
         "rows": [{k: v for k, v in r.items() if k != "evaluations"} for r in rows],

@@ -236,6 +236,9 @@ def test_verdicts_become_outcomes_and_the_summary_shows_the_matrix(run: Callable
     assert record["budget"] == "standard" and record["seeds"] == 2
     assert {r["nodeid"]: r["outcome"] for r in record["rows"]} == NODEIDS
     assert {e["pair"] for e in record["evaluations"]} == {"add-low", "add-high"}
+    peak = re.search(r"peak RSS per worker: main (\d+) MB", out)
+    assert peak and abs(record["peak_rss_mb"]["main"] - float(peak.group(1))) <= 0.5
+    assert 100 < record["peak_rss_mb"]["main"] < 24 * 1024  # torch alone takes more than 100 MB
 
     out_dir = tmp_path / "report"
     assert harness_main(["--cache", str(claims_cache), "report", "--out", str(out_dir)]) == 0
@@ -346,4 +349,5 @@ def test_xdist_computes_every_job_once(run: Callable[..., pytest.RunResult]) -> 
     assert (outcomes["passed"], outcomes["failed"]) == (2, 2), result.stdout.str()
     _, computed, distinct, _ = jobs_counts(result)
     assert computed == distinct == 4, result.stdout.str()  # 2 pairs x (RL run + its evaluation) of seed 2
+    result.stdout.fnmatch_lines(["peak RSS per worker: gw0 * MB, gw1 * MB"])
     assert "claims x pairs" in result.stdout.str()
