@@ -95,13 +95,18 @@ class Cache:
         return self._valid_entry(key)
 
     @contextmanager
-    def lock(self, key: str) -> Iterator[None]:
+    def lock(self, key: str, *, wait: bool = True) -> Iterator[bool]:
+        """Hold the lock named ``key``; with ``wait=False``, yield False at once if another process holds it."""
         path = self._lock_path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
             try:
-                yield
+                fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 

@@ -168,7 +168,7 @@ def claims_harness(request: pytest.FixtureRequest, pytestconfig: pytest.Config) 
     """The session's Harness: cache, budget, seeds and executor (one per xdist worker; the cache is shared).
 
     Before the first claim it prepares the base models of the selected pairs, shortest pretraining first
-    within each lineage (so a longer organism continues a shorter one), each worker from another lineage.
+    within each lineage (so a longer organism continues a shorter one), each worker another lineage.
     """
     from harness.executors import make_executor
     from harness.results import Harness
@@ -176,9 +176,7 @@ def claims_harness(request: pytest.FixtureRequest, pytestconfig: pytest.Config) 
     cache = Cache(pytestconfig.getoption("claims_cache"))
     executor = make_executor(pytestconfig.getoption("executor"), cache, pytestconfig.getoption("ray_address"))
     harness = Harness(executor=executor, budget=pytestconfig.getoption("budget"), seeds=pytestconfig.getoption("seeds"))
-    worker = getattr(pytestconfig, "workerinput", {})
-    harness.prepare(_selected_pairs(request.session), part=int(worker.get("workerid", "gw0")[2:]),
-                    parts=int(worker.get("workercount", 1)))
+    harness.prepare(_selected_pairs(request.session))
     try:
         yield harness
     finally:

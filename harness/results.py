@@ -18,6 +18,17 @@ from harness.specs import DataSpec, EvalSpec, OrganismSpec, PolaritySpec, Reward
 DEFAULT_SEEDS = {"smoke": 1, "standard": 2, "paper": 3}
 
 
+def lineage(pair: Pair) -> str:
+    """Pairs whose organisms differ only in pretraining steps share a lineage: a longer one continues a shorter."""
+    model = pair.model
+    return dataclasses.replace(model, steps=0).key if isinstance(model, OrganismSpec) else model.key
+
+
+def prepare_lock(lineage_key: str) -> str:
+    """The cache lock held by the process preparing a lineage."""
+    return f"prepare-{lineage_key}"
+
+
 @dataclass(frozen=True)
 class RLOutcome:
     """RL runs of one variant on one pair (one per seed), with the base and trained evaluations."""
@@ -59,21 +70,24 @@ class Harness:
             raise SpecError(f"unknown budget {self.budget!r}; known: {', '.join(DEFAULT_SEEDS)}")
         self._reported = (0, 0)
 
-    def prepare(self, pairs: list[Pair], *, part: int = 0, parts: int = 1) -> None:
-        """Compute the pairs' base models and evaluations, shortest pretraining first within a lineage
-        (a longer organism then continues a shorter one), worker ``part`` of ``parts`` starting elsewhere."""
-        def order(pair: Pair) -> tuple[str, int]:
-            model = pair.model
-            if isinstance(model, OrganismSpec):
-                return dataclasses.replace(model, steps=0).key, model.steps
-            return model.key, 0
+    def prepare(self, pairs: list[Pair]) -> None:
+        """Compute the pairs' base models and evaluations before the tests ask for them.
 
-        queue = sorted(pairs, key=order)
-        start = len(queue) * part // max(parts, 1)
-        lineage_start = next((i for i in range(start, len(queue)) if i == 0
-                              or order(queue[i])[0] != order(queue[i - 1])[0]), 0)
-        for pair in queue[lineage_start:] + queue[:lineage_start]:
-            self.evaluate(pair)
+        A lineage (organisms that differ only in pretraining steps) is prepared by one process,
+        shortest first, so a longer organism continues a shorter one. Each process (an xdist worker)
+        takes the longest lineage that no other process has taken, so workers pretrain side by side.
+        """
+        def steps(pair: Pair) -> int:
+            return pair.model.steps if isinstance(pair.model, OrganismSpec) else 0
+
+        lineages: dict[str, list[Pair]] = {}
+        for pair in pairs:
+            lineages.setdefault(lineage(pair), []).append(pair)
+        for key, members in sorted(lineages.items(), key=lambda kv: (-max(map(steps, kv[1])), kv[0])):
+            with self.executor.cache.lock(prepare_lock(key), wait=False) as taken:
+                if taken:
+                    for pair in sorted(members, key=steps):
+                        self.evaluate(pair)
 
     def jobs_since_last_report(self) -> dict[str, list[str]]:
         """Cache keys computed and loaded since the previous call."""
