@@ -167,6 +167,40 @@ def suite(args: argparse.Namespace) -> dict[str, float]:
     return out
 
 
+def table(results: dict) -> str:
+    """The measurements as a Markdown table: harness, baseline, ratio, and the issue's target met or missed."""
+    ev, rl, load, scores, run = (results[k] for k in ("eval_throughput", "rl_step", "cache_load", "eval_load", "suite"))
+
+    def verdict(met: bool) -> str:
+        return "met" if met else "MISSED"
+
+    rows = [
+        ("evaluation, completions/s", f"{ev['harness_completions_per_s']:,.0f}",
+         f"{ev['plain_completions_per_s']:,.0f}", f"{ev['ratio']:.2f}x",
+         ">= plain generate: " + verdict(ev["ratio"] >= 1)),
+        (f"RL, s/step ({RL_STEPS} steps)", f"{rl['harness_s_per_step']:.3f}", f"{rl['stock_trl_s_per_step']:.3f}",
+         f"{rl['overhead']:+.1%}", "overhead <= 10%: " + verdict(rl["overhead"] <= 0.10)),
+        ("cached RL result, load vs compute (s)", f"{load['load_s']:.4f}", f"{load['compute_s']:.2f}",
+         f"{load['ratio']:,.0f}x", ""),
+        ("cached evaluation, stored scores vs re-scoring (s)", f"{scores['stored_scores_s']:.4f}",
+         f"{scores['rescoring_s']:.3f}", f"{scores['ratio']:.1f}x", ""),
+        ("suite warm, 2 workers (s)", f"{run['warm_2_workers_s']:.1f}", "", "", "<= 30 s: " +
+         verdict(run["warm_2_workers_s"] <= 30)),
+    ]
+    if "cold_2_workers_s" in run:
+        part = f" -k {results['cold_suite_k']}" if results["cold_suite_k"] else ""
+        target = "" if part else "<= 15 min: " + verdict(run["cold_2_workers_s"] <= 15 * 60) + "; "
+        rows.append((f"suite{part} cold, 2 workers vs 1 (s)", f"{run['cold_2_workers_s']:.0f}",
+                     f"{run['cold_1_workers_s']:.0f}", f"{run['speedup_2_workers']:.2f}x",
+                     target + "speedup >= 1.6x: " + verdict(run["speedup_2_workers"] >= 1.6)))
+        rows.append(("peak RSS per worker, cold 2 workers (MB)", f"{run['cold_2_workers_peak_rss_mb']:.0f}",
+                     "", "", ""))
+    rows.append(("peak RSS per worker, warm 2 workers (MB)", f"{run['warm_2_workers_peak_rss_mb']:.0f}", "", "", ""))
+    rows.append(("peak RSS of this process (MB)", f"{results['peak_rss_mb']:.0f}", "", "", ""))
+    lines = ["| measure | harness | baseline | ratio | target |", "|---|---|---|---|---|"]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--out", default="bench/results/latest.json")
@@ -185,16 +219,10 @@ def main() -> None:
         results["eval_load"] = eval_load(cache)
     results["suite"] = suite(args)
     results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    results["peak_rss_children_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=1))
-    for section, values in results.items():
-        if isinstance(values, dict):
-            print(f"{section:16} " + "  ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                                               for k, v in values.items()))
-        else:
-            print(f"{section:16} {values}")
-
+    print(f"{results['machine']}, {results['time']}")
+    print(table(results))
 
 if __name__ == "__main__":
     main()
