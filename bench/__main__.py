@@ -24,8 +24,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from transformers import TrainerCallback
-
 from harness.cache import Cache
 from harness.jobs import materialize
 from harness.loading import load_recipe
@@ -71,16 +69,6 @@ def eval_throughput(cache: Cache) -> dict[str, float]:
             "ratio": plain_s / harness_s}
 
 
-class TrainingClock(TrainerCallback):
-    """Seconds from the start of training to the last step's log, as the harness's train_log records them."""
-
-    def on_train_begin(self, args, state, control, **kwargs):  # type: ignore[override]
-        self.started = time.time()
-
-    def on_log(self, args, state, control, logs=None, **kwargs):  # type: ignore[override]
-        self.last_log = time.time() - self.started
-
-
 def rl_step_time(cache: Cache) -> dict[str, float]:
     """Seconds per optimizer step of ``trainer.train()``: the harness runner vs stock TRL GRPOTrainer, same config.
 
@@ -89,11 +77,21 @@ def rl_step_time(cache: Cache) -> dict[str, float]:
     (the harness's train_log wall clock); the harness also writes its logs and resume checkpoints.
     """
     from datasets import Dataset
+    from transformers import TrainerCallback
     from trl import GRPOTrainer
 
     from harness.determinism import seed_everything
     from harness.models import load_model
     from harness.rl.rewards import ground_truth
+
+    class TrainingClock(TrainerCallback):
+        """Seconds from the start of training to the last step's log, as the harness's train_log records them."""
+
+        def on_train_begin(self, args, state, control, **kwargs):  # type: ignore[override]
+            self.started = time.time()
+
+        def on_log(self, args, state, control, logs=None, **kwargs):  # type: ignore[override]
+            self.last_log = time.time() - self.started
     from harness.rl.runner import grpo_config, training_pool
     from harness.tasks import get_task
 
@@ -223,6 +221,7 @@ def main() -> None:
     Path(args.out).write_text(json.dumps(results, indent=1))
     print(f"{results['machine']}, {results['time']}")
     print(table(results))
+
 
 if __name__ == "__main__":
     main()

@@ -93,7 +93,6 @@ class LogCallback(TrainerCallback):
     def __init__(self, path: Path, total_steps: int, desc: str, wall: float = 0.0) -> None:
         self.path = path
         self.wall = wall  # a resumed run continues the wall clock of the rows it keeps
-        self.started = time.time() - wall
         self.progress = Progress(total=total_steps, desc=desc)
 
     def on_train_begin(self, args, state, control, **kwargs):  # type: ignore[override]
