@@ -249,6 +249,7 @@ class RecipeSpec(Spec):
     weight_decay: float = 0.0
     lora_r: int | None = None
     use_vllm: bool = field(default=False, metadata=KEYED_IF_SET)  # TRL's vLLM rollouts (GPU, gpu extra), colocated
+    engine: str = field(default="trl", metadata=KEYED_IF_SET)  # trl (GRPOTrainer) or batched (organisms, side by side)
     checkpoint_every: int | None = field(default=None, metadata=KEYLESS)
 
     def __post_init__(self) -> None:
@@ -261,6 +262,7 @@ class RecipeSpec(Spec):
                f"loss_type must be one of grpo, bnpo, dr_grpo, dapo; got {self.loss_type!r}")
         _check(self.scale_rewards in ("group", "batch", "none"),
                f"scale_rewards must be group, batch or none; got {self.scale_rewards!r}")
+        _check(self.engine in ("trl", "batched"), f"engine must be trl or batched; got {self.engine!r}")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -71,7 +71,7 @@ ALTERNATIVES: dict[type[Spec], dict[str, Any]] = {
                  "steps_per_generation": 1, "epsilon": 0.1, "epsilon_high": 0.2, "beta": 0.01, "loss_type": "grpo",
                  "scale_rewards": "none", "temperature": 0.7, "top_p": 0.9, "max_completion_length": 16,
                  "max_grad_norm": 0.5, "weight_decay": 0.1, "lora_r": 8, "checkpoint_every": 10,
-                 "use_vllm": True},
+                 "use_vllm": True, "engine": "batched"},
     RewardSpec: {"name": "format", "params": {"p": 0.3}},
     DataSpec: {"selection": "few_shot", "method": "index", "count": 2, "index": 3, "pool_size": 512},
     PolaritySpec: {"name": "w_reinforce", "lam": 0.2},

@@ -32,12 +32,22 @@ TRAIN_STATE = "train_state.safetensors"
 PRETRAIN_LOG = "pretrain_log.json"
 
 
-def build_tokenizer() -> PreTrainedTokenizerFast:
+def alphabet(spec: OrganismSpec) -> str:
+    """The organism's characters: the shared alphabet, then the extra characters its tasks declare (sorted).
+
+    Organisms of the built-in families keep the shared alphabet, so their token ids never move.
+    """
+    tasks = [c.task for c in spec.mix] + ([spec.contaminate] if spec.contaminate is not None else [])
+    extra = {ch for t in tasks for ch in get_task(t).alphabet} - set(ORGANISM_ALPHABET)
+    return ORGANISM_ALPHABET + "".join(sorted(extra))
+
+
+def build_tokenizer(characters: str = ORGANISM_ALPHABET) -> PreTrainedTokenizerFast:
     """Character-level tokenizer; use ``PreTrainedTokenizerFast`` explicitly (AutoTokenizer rewrites it)."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    vocab = {tok: i for i, tok in enumerate([PAD, EOS, *ORGANISM_ALPHABET])}
+    vocab = {tok: i for i, tok in enumerate([PAD, EOS, *characters])}
     core = Tokenizer(models.WordLevel(vocab=vocab, unk_token=PAD))
     core.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
     core.decoder = decoders.Fuse()
@@ -165,7 +175,7 @@ def pretrain(spec: OrganismSpec, out: Path, cache: Cache) -> dict:
 
     seed_everything(spec.seed)
     device, _ = device_and_dtype()  # float32 on either: the model is tiny
-    tokenizer = build_tokenizer()
+    tokenizer = build_tokenizer(alphabet(spec))
     model = build_model(spec, tokenizer)
     problem_pools, weights = pretraining_problems(spec)
     pools = [[encode(tokenizer, p) for p in pool] for pool in problem_pools]

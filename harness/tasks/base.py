@@ -55,6 +55,7 @@ class Task(ABC):
     formats: ClassVar[tuple[str, ...]] = ("bare", "chat", "boxed")
     params_schema: ClassVar[dict[str, type | tuple[type, ...]]] = {}
     defaults: ClassVar[dict[str, Any]] = {}
+    alphabet: ClassVar[str] = ""  # characters of bare prompts and answers beyond ORGANISM_ALPHABET (organisms)
 
     def __init__(self, spec: TaskSpec) -> None:
         unknown = sorted(set(spec.params) - set(self.params_schema))
