@@ -53,7 +53,7 @@ def matrix_markdown(m: Matrix) -> str:
             row = m.first(claim)
             params = split_label(claim)[1]
             name = md(claim_words(row)) + (f" ({md(params)})" if params else "")
-            out.append(f"| {md(family.name)} | {name} | "
+            out.append(f"| {md(family.title)} | {name} | "
                        + " | ".join(cell(m.cells.get((claim, c.key))) for c in m.columns) + " |")
     return "\n".join(out)
 
@@ -62,7 +62,7 @@ def findings_markdown(m: Matrix) -> str:
     """Per family: sources, the published numbers (labelled), and each claim's findings on each pair."""
     parts = []
     for family in m.families:
-        lines = [f"### {md(family.name or '(no family)')}"]
+        lines = [f"### {md(family.title)}"]
         if family.sources:
             lines.append("Source: " + "; ".join(md(s) for s in family.sources))
         if family.published:

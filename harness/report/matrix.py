@@ -112,6 +112,10 @@ class Family:
     published: list[dict[str, str]]
     claims: list[str]
 
+    @property
+    def title(self) -> str:
+        return self.name or "(no family)"
+
 
 @dataclass(frozen=True)
 class Matrix:
@@ -223,10 +227,19 @@ def adjusted_changes(row: dict[str, Any]) -> bool:
 
 
 def detail_lines(row: dict[str, Any]) -> list[str]:
-    """What a cell's hover / detail shows: message, adjustment, p-value, runs, stopping, reference, readouts."""
+    """What a cell's hover shows: message, adjusted verdict, how it was reached, the readouts, the test."""
     lines = [text(row, "message")] if text(row, "message") else []
     if row.get("adjusted"):
         lines.append(f"after family-wise adjustment: {row['adjusted']}")
+    lines += context_lines(row)
+    lines += [f"{label}: " + ", ".join(f"{k} {readout_text(v)}" for k, v in values.items())
+              for label, values in mapping(row, "readouts").items() if isinstance(values, dict)]
+    return lines + ([text(row, "nodeid")] if text(row, "nodeid") else [])
+
+
+def context_lines(row: dict[str, Any]) -> list[str]:
+    """How a finding was reached: p-value, runs per variant, why sampling stopped, a shared reference."""
+    lines = []
     if number(row, "p_value") is not None:
         lines.append(f"p = {number(row, 'p_value'):.3g}")
     if mapping(row, "runs"):
@@ -234,11 +247,6 @@ def detail_lines(row: dict[str, Any]) -> list[str]:
     for field in ("stopped", "shares_reference"):
         if text(row, field):
             lines.append(f"{field.replace('_', ' ')}: {text(row, field)}")
-    for label, values in mapping(row, "readouts").items():
-        if isinstance(values, dict):
-            lines.append(f"{label}: " + ", ".join(f"{k} {readout_text(v)}" for k, v in values.items()))
-    if text(row, "nodeid"):
-        lines.append(text(row, "nodeid"))
     return lines
 
 

@@ -17,6 +17,7 @@ from harness.report.matrix import (
     adjusted_changes,
     alignment_k,
     claim_words,
+    context_lines,
     detail_lines,
     estimate_text,
     interval_text,
@@ -65,8 +66,8 @@ figcaption{font-size:12.5px;color:#444;margin-top:4px}
 .detail{color:#555;font-size:12px}
 table.readouts{border-collapse:collapse;margin:4px 0 10px;font-size:12px}
 .readouts th,.readouts td{border-bottom:1px solid #ddd;padding:2px 8px;text-align:right}
-.readouts th:first-child,.readouts td:first-child{text-align:left}
-.readout-grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(360px,1fr));gap:6px 24px}
+.readouts th:first-child,.readouts td:first-child{text-align:left;white-space:nowrap}
+.readout-grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(440px,1fr));gap:6px 24px}
 @page{size:A4;margin:12mm}
 @media print{body{max-width:none;padding:0;font-size:10pt}*{-webkit-print-color-adjust:exact;print-color-adjust:exact}
  .matrix th,.matrix td{font-size:8pt}.matrix td .i,.matrix td .adj,.matrix thead th .al{font-size:7pt}
@@ -117,20 +118,21 @@ Anchors = dict[tuple[str, str], str]  # (claim, column key) -> id of the finding
 
 def matrix_html(m: Matrix, anchors: Anchors) -> str:
     heads = "".join(column_head(c) for c in m.columns)
-    width = "26%" if len(m.columns) > 3 else "40%"
+    narrow = len(m.columns) <= 3  # few columns: a narrower table, not cells stretched across the page
+    claim_width, table_width = ("38%", f"min(100%, {480 + 140 * len(m.columns)}px)") if narrow else ("26%", "100%")
     body = []
     for family in m.families:
-        source = f"<span class='src'>{e('; '.join(family.sources))}</span>" if family.sources else ""
-        body.append(f"<tr class='family'><th colspan='{len(m.columns) + 1}'>{e(family.name or '(no family)')}"
+        source = f" <span class='src'>{e('; '.join(family.sources))}</span>" if family.sources else ""
+        body.append(f"<tr class='family'><th colspan='{len(m.columns) + 1}'>{e(family.title)}"
                     f"{source}</th></tr>")
         for claim in family.claims:
             params = split_label(claim)[1]
-            label = f"<span class='label'>{e(params)}</span>" if params else ""
+            label = f" <span class='label'>{e(params)}</span>" if params else ""
             cells = "".join(matrix_cell(m.cells.get((claim, c.key)), anchors.get((claim, c.key), ""))
                             for c in m.columns)
             body.append(f"<tr><th scope='row' class='claim' title='{e(claim)}'>{e(claim_words(m.first(claim)))}"
                         f"{label}</th>{cells}</tr>")
-    return (f"<table class='matrix'><colgroup><col style='width:{width}'></colgroup>"
+    return (f"<table class='matrix' style='width:{table_width}'><colgroup><col style='width:{claim_width}'></colgroup>"
             f"<thead><tr><th scope='col'>claim</th>{heads}</tr></thead><tbody>{''.join(body)}</tbody></table>")
 
 
@@ -142,15 +144,20 @@ def legend_html() -> str:
 
 
 def finding_item(column: str, row: dict[str, Any]) -> str:
-    """One finding: verdict, pair, estimate and interval, adjusted verdict, message, then the details."""
+    """One finding: verdict, pair, the adjusted verdict where it differs, the message (else the estimate and
+    interval), then how it was reached (readouts are in their own tables)."""
     name = row["outcome"] or "?"
-    adjusted = f" <span class='adj'>(adjusted: {e(row['adjusted'])})</span>" if adjusted_changes(row) else ""
-    message = f": {e(text(row, 'message'))}" if text(row, "message") else ""
-    numbers = "" if message else " ".join(filter(None, [estimate_text(row), interval_text(row)]))  # in the message
-    extra = detail_lines(row)[1 if message else 0:]
-    details = f"<div class='detail'>{'<br>'.join(map(e, extra))}</div>" if extra else ""
-    return (f"<span class='pill {_outcome_class(row['outcome'])}'>{e(name)}</span> <b>{e(column)}</b> "
-            f"{e(numbers)}{adjusted}{message}{details}")
+    words = [f"<span class='pill {_outcome_class(row['outcome'])}'>{e(name)}</span>", f"<b>{e(column)}</b>"]
+    if adjusted_changes(row):
+        words.append(f"<span class='adj'>(adjusted: {e(row['adjusted'])})</span>")
+    if text(row, "message"):
+        words[-1] += ":"
+        words.append(e(text(row, "message")))
+    else:
+        words += [e(t) for t in (estimate_text(row), interval_text(row)) if t]
+    context = context_lines(row) + ([text(row, "nodeid")] if text(row, "nodeid") else [])
+    details = f"<div class='detail'>{'<br>'.join(map(e, context))}</div>" if context else ""
+    return " ".join(words) + details
 
 
 def findings_html(m: Matrix, anchors: Anchors) -> str:
@@ -171,7 +178,7 @@ def findings_html(m: Matrix, anchors: Anchors) -> str:
         aside = (f"<div class='published'><h4>Published (for comparison; not measured here)</h4><ul>{published}</ul>"
                  "</div>") if published else "<div></div>"
         source = f"<p class='detail'>Source: {e('; '.join(family.sources))}</p>" if family.sources else ""
-        sections.append(f"<section class='family-section'><h3>{e(family.name or '(no family)')}</h3>{source}"
+        sections.append(f"<section class='family-section'><h3>{e(family.title)}</h3>{source}"
                         f"<div class='cmp'><div class='ours'><h4>This run</h4><ul>{''.join(claims)}</ul></div>"
                         f"{aside}</div></section>")
     return "".join(sections)
@@ -205,7 +212,8 @@ EFFECT_CAPTION = (
     "a <i>gain</i> is the change in pass@k, a <i>difference</i> the variant's gain minus the reference's, a "
     "<i>share</i> the fraction of the reference's gain recovered (dashed line: all of it). Panels of one measure "
     "share their y axis. Bars are 95% intervals; a triangle at the edge of a panel is a point beyond the axis, with "
-    "its value. Colour = variant, as in every figure of this report.")
+    "its value. Series are spread slightly sideways at each pair so that their bars stay apart. Colour = variant, "
+    "as in every figure of this report.")
 PASSK_CAPTION = ("pass@k of the base model (black, thick) and of each RL variant, one panel per pair in the "
                  "matrix's order (alignment rising).")
 

@@ -40,11 +40,12 @@ DPI = 160  # 7 in -> 1120 px on screen
 FONT = {"font.size": 8, "axes.titlesize": 9, "axes.labelsize": 8, "xtick.labelsize": 8, "ytick.labelsize": 8,
         "legend.fontsize": 8, "figure.titlesize": 9}
 LEGEND_LINE_IN = 0.16  # height of one 8-pt legend line
-LEGEND_CHARS = 28  # legend text wider than this wraps (an effect panel is a third of WIDTH_IN)
+LEGEND_CHARS = 24  # legend text wider than this wraps (an effect panel is a third of WIDTH_IN)
 FRACTION_LIMITS = (-1.5, 2.0)  # a fraction of a tiny reference gain can be huge: points beyond are drawn at the edge
 KS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 MEASURE_LABELS = {"gain": "gain in pass@k", "difference": "gain minus reference gain",
                   "fraction": "share of reference gain"}
+DODGE = 0.012  # alignment units between neighbouring series at one pair
 STYLES = (("o", "-"), ("s", "--"), ("^", ":"), ("D", "-."))  # series sharing a colour in one panel
 
 
@@ -118,7 +119,7 @@ def _panels(m: Matrix) -> list[tuple[str, str, list[dict[str, Any]]]]:
             rows = [r for r in m.rows if text(r, "family") == family.name and (text(r, "measure") or "gain") == measure
                     and _effect(r) is not None and not math.isnan(alignment_value(mapping(r, "alignment")))]
             if rows:
-                panels.append((family.name, measure, rows))
+                panels.append((family.title, measure, rows))
     return panels
 
 
@@ -153,9 +154,9 @@ def effect_figure(m: Matrix, colours: dict[str, str]) -> Any | None:
         for i, ((family, measure, _), lines) in enumerate(zip(panels, series, strict=True)):
             ax, key = cells[2 * cols * (i // cols) + i % cols], cells[2 * cols * (i // cols) + cols + i % cols]
             _effect_panel(ax, lines, measure, limits[measure], colours)
-            ax.set_title(family or "(no family)")
-            key.legend(*ax.get_legend_handles_labels(), loc="upper left", frameon=False, handlelength=2.4,
-                       borderaxespad=0)
+            ax.set_title(family)
+            key.legend(*ax.get_legend_handles_labels(), loc="upper left", bbox_to_anchor=(-0.25, 1), frameon=False,
+                       handlelength=2.0, borderaxespad=0)
         for cell in cells:
             if not cell.has_data() and cell.get_legend() is None:
                 fig.delaxes(cell)  # an unused grid cell or an empty legend cell
@@ -186,7 +187,7 @@ def _series(rows: list[dict[str, Any]]) -> dict[str, tuple[str, list[dict[str, A
             labels[claim] = f"{key} · {params[claim]}"
         else:
             labels[claim] = f"{key} · {' '.join(words[claim][common:] or words[claim])}"
-    return {textwrap.fill(labels[claim], LEGEND_CHARS, subsequent_indent="  "):
+    return {textwrap.fill(labels[claim], LEGEND_CHARS, subsequent_indent="  ", break_on_hyphens=False):
             (keys[claim], sorted(points, key=lambda r: alignment_value(mapping(r, "alignment"))))
             for claim, points in by_claim.items()}
 
@@ -195,11 +196,12 @@ def _effect_panel(ax: Any, series: dict[str, tuple[str, list[dict[str, Any]]]], 
                   limits: tuple[float, float], colours: dict[str, str]) -> None:
     low_lim, high_lim = limits
     shared: dict[str, int] = {}  # how many series of this panel already use the colour
-    for label, (key, points) in series.items():
+    for i, (label, (key, points)) in enumerate(series.items()):
         marker, line = STYLES[shared.get(key, 0) % len(STYLES)]
         shared[key] = shared.get(key, 0) + 1
         colour = colours.get(key, BASE_COLOUR)
-        xs = [alignment_value(mapping(r, "alignment")) for r in points]
+        dodge = DODGE * (i - (len(series) - 1) / 2)  # series side by side at a pair, so their bars don't overlap
+        xs = [alignment_value(mapping(r, "alignment")) + dodge for r in points]
         ys = [_effect(r) for r in points]
         shown = [min(max(y, low_lim), high_lim) for y in ys]
         ax.plot(xs, shown, color=colour, ls=line, lw=1, marker=marker, ms=4, label=label, gid=key)
@@ -210,8 +212,10 @@ def _effect_panel(ax: Any, series: dict[str, tuple[str, list[dict[str, Any]]]], 
             if y != s:  # clipped: a triangle at the edge, pointing out, with the value
                 ax.plot([x], [s], marker="^" if y > s else "v", color=colour, ms=6, ls="none", gid=key)
                 right = x > 0.5
-                ax.annotate(_value(y, measure), (x, s), textcoords="offset points", xytext=(-5 if right else 5, 0),
-                            ha="right" if right else "left", va="top" if y > s else "bottom", color=colour)
+                ax.annotate(_value(y, measure), (x, s), textcoords="offset points",
+                            xytext=(-2 if right else 2, -7 if y > s else 7), ha="right" if right else "left",
+                            va="top" if y > s else "bottom", color=colour,
+                            bbox={"fc": "white", "ec": "none", "alpha": 0.8, "pad": 0.5})
     ax.axhline(0, color="grey", lw=0.6)
     if measure == "fraction":
         ax.axhline(1, color="grey", lw=0.6, ls="--")
@@ -219,7 +223,7 @@ def _effect_panel(ax: Any, series: dict[str, tuple[str, list[dict[str, Any]]]], 
 
         ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
     ax.set_ylim(low_lim, high_lim)
-    ax.set_xlim(-0.03, 1.03)
+    ax.set_xlim(-0.05, 1.05)
     ax.set_xticks([0, 0.25, 0.5, 0.75, 1], ["0", "", "0.5", "", "1"])
     ax.set_xlabel("alignment (base pass@K)")
     ax.set_ylabel(MEASURE_LABELS[measure])
@@ -235,9 +239,9 @@ def _value(y: float, measure: str) -> str:
 
 def passk_figure(columns: list[Column], curves: list[Curve], colours: dict[str, str]) -> Any | None:
     """pass@k of the base model (black, thick) and each RL variant, a panel per matrix column (in the matrix's
-    alignment order), one legend for the figure."""
-    panels = [(c, [cv for cv in curves if cv.pair == c.pair and (not c.recipe or cv.recipe == c.recipe)])
-              for c in columns]
+    alignment order), one legend for the figure. A curve recorded without a recipe belongs to every column of
+    its pair."""
+    panels = [(c, [cv for cv in curves if cv.pair == c.pair and cv.recipe in (c.recipe, "")]) for c in columns]
     panels = [(c, cvs) for c, cvs in panels if cvs]
     if not panels:
         return None
