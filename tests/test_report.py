@@ -172,13 +172,15 @@ def test_missing_fields_show_nothing_and_vacuous_reads_not_exercised(tmp_path: P
     rows = [{"claim": "test_bare", "pair": "p1", "outcome": "vacuous"},
             {"claim": "test_bare", "pair": "p2", "outcome": "holds", "estimate": float("nan"), "alignment": "bad",
              "readouts": [1], "published": "x", "runs": None, "measure": 3}]
-    md_text, page = render(tmp_path, {"rows": rows})
+    malformed = {"jobs": {"computed": 3, "loaded": ["k"]}, "command": 5, "pairs": "x", "libraries": [], "seeds": None}
+    md_text, page = render(tmp_path, {"rows": rows, **malformed})
     table = MatrixTable(page)
     assert [c["class"] for c in table.cells] == ["not_exercised", "holds"]
     assert table.rows == [("family", "(no family)"), ("claim", "Bare")]
     assert "not ex." in table.cells[0]["text"] and "vacuous" not in page
     assert "| (no family) | Bare | not\\_exercised | holds |" in md_text
     assert "<figure>" not in page and "nothing to plot in this run" in page
+    assert "jobs: 1 unique; 0 computed" in page and "<pre>" not in page
 
 
 def test_two_recipes_split_a_pair_into_columns(tmp_path: Path, recorded: Any) -> None:
@@ -386,6 +388,10 @@ def test_report_command_renders_latest_into_a_folder_named_after_the_run(
     ('{"rows": {"a": 1}}', "'rows' must be a list of claim results"),
     ('{"rows": [{"claim": "a", "outcome": "holds"}]}', "rows[0].pair: expected a string, got nothing"),
     ('{"rows": [], "evaluations": [{"pair": "p"}]}', "evaluations[0]: expected {pair, label, spec}"),
+    ('{"rows": [], "evaluations": [{"pair": "p", "label": "base", "spec": {"kind": "nope"}}]}',
+     "evaluations[0].spec: not an evaluation spec (KeyError('nope'))"),
+    ('{"rows": [], "jobs": {"computed": 3}, "evaluations": [{"pair": "p", "label": "base", "spec": {"kind": "eval"}}]}',
+     "evaluations[0].spec: not an evaluation spec"),
 ])
 def test_a_bad_run_file_is_one_line_naming_it(tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str,
                                               problem: str) -> None:

@@ -293,7 +293,11 @@ def matrix_text(rows: list[dict[str, Any]]) -> str:
 
 
 def jobs_line(jobs: dict[str, list[str]]) -> str:
-    computed, loaded = jobs.get("computed", []), jobs.get("loaded", [])
+    computed, loaded = (_strings(jobs.get(kind)) for kind in ("computed", "loaded"))
     unique = len(set(computed) | set(loaded))
     return (f"jobs: {unique} unique; {len(computed)} computed ({len(set(computed))} distinct), "
             f"{len(loaded)} requests loaded from cache")
+
+
+def _strings(value: Any) -> list[str]:
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []

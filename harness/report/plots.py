@@ -289,7 +289,7 @@ def passk_curves(run: dict[str, Any], cache_root: Any) -> list[Curve]:
     curves: dict[tuple[str, str, str], Curve] = {}
     for entry in run.get("evaluations", []):
         key = (entry["pair"], text(entry, "recipe"), entry["label"])
-        spec = from_dict(entry["spec"])
+        spec = from_dict(entry["spec"])  # checked by load_run
         if key in curves or not isinstance(spec, EvalSpec) or not cache.contains(spec):
             continue
         result = load_result(spec, cache.path(spec.key))

@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from harness.specs import EvalSpec, from_dict
+
 POINTER = "latest.json"
 LOCK = "latest.lock"
 
@@ -116,8 +118,13 @@ def load_run(path: Path) -> dict[str, Any]:
         if not (isinstance(entry, dict) and isinstance(entry.get("pair"), str) and isinstance(entry.get("label"), str)
                 and isinstance(entry.get("spec"), dict)):
             raise RunFileError(f"{path}: evaluations[{i}]: expected {{pair, label, spec}}, got {_short(entry)}")
-    run.setdefault("id", path.stem)
-    return run
+        try:
+            spec = from_dict(entry["spec"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RunFileError(f"{path}: evaluations[{i}].spec: not an evaluation spec ({exc!r})") from None
+        if not isinstance(spec, EvalSpec):
+            raise RunFileError(f"{path}: evaluations[{i}].spec: a {spec.kind} spec, not an evaluation spec")
+    return {**run, "id": path.stem}  # reports are named after the file
 
 
 def _short(value: Any) -> str:
