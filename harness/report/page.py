@@ -69,7 +69,8 @@ table.readouts{border-collapse:collapse;margin:4px 0 10px;font-size:12px}
 .readouts th:first-child,.readouts td:first-child{text-align:left;white-space:nowrap}
 .readout-grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(440px,1fr));gap:6px 24px}
 @page{size:A4;margin:12mm}
-@media print{body{max-width:none;padding:0;font-size:10pt}*{-webkit-print-color-adjust:exact;print-color-adjust:exact}
+@media print{body{max-width:none;padding:0;font-size:10pt}.screen{display:none}
+ *{-webkit-print-color-adjust:exact;print-color-adjust:exact}
  .matrix th,.matrix td{font-size:8pt}.matrix td .i,.matrix td .adj,.matrix thead th .al{font-size:7pt}
  tr,figure,.family-section,.readout-grid>div{break-inside:avoid}h2{break-after:avoid}
  .variants{columns:3}.cmp{grid-template-columns:3fr 2fr}}
@@ -140,7 +141,7 @@ def legend_html() -> str:
     swatches = "".join(f"<span class='sw {o}'>{e(o.replace('_', ' '))}</span>" for o in OUTCOMES)
     return (f"<div class='legend'>{swatches} <span class='sw' style='outline:2px dashed #333;outline-offset:-3px'>"
             "adj. →</span> the family-wise adjustment changes the verdict (shown after the arrow). "
-            "Hover a cell for its message, runs and readouts; click for the finding.</div>")
+            "<span class='screen'>Hover a cell for its message, runs and readouts; click for the finding.</span></div>")
 
 
 def finding_item(column: str, row: dict[str, Any]) -> str:

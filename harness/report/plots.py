@@ -211,10 +211,8 @@ def _effect_panel(ax: Any, series: dict[str, tuple[str, list[dict[str, Any]]]], 
                 ax.plot([x, x], [max(low, low_lim), min(high, high_lim)], color=colour, lw=0.8, gid=key)
             if y != s:  # clipped: a triangle at the edge, pointing out, with the value
                 ax.plot([x], [s], marker="^" if y > s else "v", color=colour, ms=6, ls="none", gid=key)
-                right = x > 0.5
-                ax.annotate(_value(y, measure), (x, s), textcoords="offset points",
-                            xytext=(-2 if right else 2, -7 if y > s else 7), ha="right" if right else "left",
-                            va="top" if y > s else "bottom", color=colour,
+                ax.annotate(_value(y, measure), (x, s), textcoords="offset points", xytext=(0, -6 if y > s else 6),
+                            rotation=90, ha="center", va="top" if y > s else "bottom", color=colour,
                             bbox={"fc": "white", "ec": "none", "alpha": 0.8, "pad": 0.5})
     ax.axhline(0, color="grey", lw=0.6)
     if measure == "fraction":
@@ -249,11 +247,13 @@ def passk_figure(columns: list[Column], curves: list[Curve], colours: dict[str, 
     from matplotlib.ticker import FixedLocator, NullLocator
 
     labels = [label for label in colours if any(cv.label == label for _, cvs in panels for cv in cvs)]
-    cols = min(2, len(panels))
+    cols = min(2 if len(panels) <= 4 else 3, len(panels))
     rows = math.ceil(len(panels) / cols)
+    height = 2.5 if cols < 3 else 2.1
     legend = 0.2 + LEGEND_LINE_IN * math.ceil(len(labels) / 3)
     with plt.rc_context(FONT):
-        fig, axes = _grid(plt, [2.5] * (rows - 1) + [2.5 + legend], cols, len(panels))
+        fig, axes = _grid(plt, [height] * rows, cols, len(panels))
+        fig.set_figheight(height * rows + legend)  # the legend's room, below equal rows
         handles: dict[str, Any] = {}
         for i, (ax, (column, cvs)) in enumerate(zip(axes, panels, strict=True)):
             for curve in sorted(cvs, key=lambda cv: (cv.label == BASE, cv.label)):  # base drawn last, on top
