@@ -130,13 +130,6 @@ class Matrix:
     def claims(self) -> list[str]:
         return [claim for family in self.families for claim in family.claims]
 
-    def column_of(self, row: dict[str, Any]) -> Column:
-        return next(c for c in self.columns if c.key == column_key(row, self.multi_recipe))
-
-    @property
-    def multi_recipe(self) -> bool:
-        return len({text(r, "recipe") for r in self.rows}) > 1
-
     def first(self, claim: str) -> dict[str, Any]:
         """The claim's first row: what it says, its family and source."""
         return next(r for r in self.rows if r["claim"] == claim)
