@@ -205,7 +205,7 @@ def interval_text(row: dict[str, Any]) -> str:
 
 
 def _fmt(value: float, measure: str) -> str:
-    return f"{round(100 * value) + 0}%" if measure == "fraction" else f"{value:+.3f}"  # + 0: no "-0%"
+    return f"{round(100 * value)}%" if measure == "fraction" else f"{value:+.3f}"  # an int: never "-0%"
 
 
 def column_header(column: Column) -> str:
