@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -12,15 +11,15 @@ from harness.specs import SpecError
 
 
 def _report(args: argparse.Namespace) -> int:
-    from harness.report import latest_run, render
+    from harness.report import RunFileError, latest_path, load_run, render
 
     cache = Cache(args.cache)
     try:
-        run = json.loads(Path(args.run).read_text()) if args.run else latest_run(cache.root)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"harness report: {exc}", file=sys.stderr)
+        run = load_run(Path(args.run) if args.run else latest_path(cache.root))
+    except RunFileError as exc:
+        print(f"python -m harness report: {exc}", file=sys.stderr)
         return 2
-    md, page = render(run, cache.root, Path(args.out))
+    md, page = render(run, cache.root, Path(args.out) if args.out else Path("reports") / run["id"])
     print(f"report: {md} and {page}")
     return 0
 
@@ -61,9 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     common.add_argument("--cache", default=argparse.SUPPRESS, help=cache_help)
     sub = parser.add_subparsers(dest="command", required=True)
     report = sub.add_parser("report", parents=[common],
-                            help="render the latest claims run from the cache (Markdown + HTML)")
-    report.add_argument("--out", default="reports", help="output directory (default: reports/)")
-    report.add_argument("--run", default=None, help="a recorded run (<cache>/runs/run-*.json; default: the latest)")
+                            help="render a recorded claims run (Markdown + HTML); default: the latest")
+    report.add_argument("--out", default=None, help="output directory (default: reports/<run id>/)")
+    report.add_argument("--run", default=None,
+                        help="a recorded run (<cache>/runs/run-*.json; default: the one that finished last)")
     report.set_defaults(func=_report)
     align = sub.add_parser("align", parents=[common], help="measure the alignment of every pair in fixtures files")
     align.add_argument("pairs", nargs="*", default=["fixtures/organisms.yaml"])

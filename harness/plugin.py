@@ -6,10 +6,9 @@ Verdicts travel to the controller in ``report.user_properties``, so the summary 
 
 from __future__ import annotations
 
-import itertools
 import json
-import os
 import resource
+import shlex
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -395,36 +394,27 @@ def _seeds(config: pytest.Config) -> int:
 
 def _save_run(config: pytest.Config, rows: list[dict[str, Any]], jobs: dict[str, list[str]],
               peak_rss_mb: dict[str, float]) -> Path:
-    """Record the run beside the cache, for ``python -m harness report``."""
+    """Record the run beside the cache, for ``python -m harness report``: its own file, and ``latest`` if it
+    finished last. A row keeps the labels of the variants it judged; its evaluations (with the row's recipe)
+    are collected once for the run."""
+    from harness.report import record_run
     from harness.specs import library_versions
 
-    cache = Cache(config.getoption("claims_cache"))
-    runs = cache.root / "runs"
-    runs.mkdir(parents=True, exist_ok=True)
+    evaluations = [{**e, **({"recipe": r["recipe"]} if r.get("recipe") else {})}
+                   for r in rows for e in r.get("evaluations", ())]
     record = {
-        "command": " ".join(["pytest", *config.invocation_params.args]),
+        "command": shlex.join(["pytest", *config.invocation_params.args]),
         "budget": config.getoption("budget"),
         "seeds": _seeds(config),
         "pairs": config.getoption("pairs") or [DEFAULT_PAIRS],
         "libraries": library_versions(),
         "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "finished": time.time(),
         "jobs": jobs,
         "peak_rss_mb": peak_rss_mb,
-        "evaluations": list({json.dumps(e, sort_keys=True): e for r in rows for e in r.get("evaluations", ())}
-                            .values()),
-        "rows": [{k: v for k, v in r.items() if k != "evaluations"} for r in rows],
+        "evaluations": list({json.dumps(e, sort_keys=True): e for e in evaluations}.values()),
+        "rows": [{**{k: v for k, v in r.items() if k != "evaluations"},
+                  "variants": list(dict.fromkeys(e["label"] for e in r.get("evaluations", ()) if e["label"] != "base"))}
+                 for r in rows],
     }
-    text = json.dumps(record, indent=1, default=float)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    for attempt in itertools.count():  # runs finishing in the same second must not overwrite each other
-        path = runs / f"run-{stamp}{f'-{attempt}' if attempt else ''}.json"
-        try:
-            with path.open("x") as handle:
-                handle.write(text)
-            break
-        except FileExistsError:
-            continue
-    pointer = runs / f"latest.json.{os.getpid()}.tmp"
-    pointer.write_text(path.name)
-    pointer.replace(runs / "latest.json")
-    return path
+    return record_run(Cache(config.getoption("claims_cache")).root / "runs", record)

@@ -1,0 +1,123 @@
+"""The report as Markdown: every text that comes from a run (ids, messages, commands) is escaped."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from harness.report.matrix import (
+    Matrix,
+    adjusted_changes,
+    claim_words,
+    column_header,
+    estimate_text,
+    interval_text,
+    jobs_line,
+    split_label,
+    text,
+)
+from harness.report.readouts import readout_tables
+
+# Markdown's inline syntax (code, emphasis, links, HTML, tables, strike-through, entities, headings); other
+# punctuation only matters at the start of a line, where no run text is put.
+_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&#])")
+
+
+def md(value: Any) -> str:
+    """Text as literal Markdown: one line, syntax characters backslash-escaped (safe in a table cell too)."""
+    return _SPECIAL.sub(r"\\\1", " ".join(str(value).split()))
+
+
+def code_block(value: str) -> str:
+    """A fenced block holding ``value`` verbatim: the fence is longer than any run of backticks in it."""
+    runs = [len(r) for r in re.findall(r"`+", value)]
+    fence = "`" * max(3, max(runs, default=0) + 1)
+    return f"{fence}\n{value}\n{fence}"
+
+
+def cell(row: dict[str, Any] | None) -> str:
+    if row is None:
+        return "–"
+    words = [md(row["outcome"] or "?"), md(estimate_text(row)), md(interval_text(row))]
+    if adjusted_changes(row):
+        words.append(f"(adjusted: {md(row['adjusted'])})")
+    return " ".join(w for w in words if w)
+
+
+def matrix_markdown(m: Matrix) -> str:
+    headers = [md(column_header(c)) for c in m.columns]
+    out = ["| family | claim | " + " | ".join(headers) + " |", "|---" * (len(headers) + 2) + "|"]
+    for family in m.families:
+        for claim in family.claims:
+            row = m.first(claim)
+            params = split_label(claim)[1]
+            name = md(claim_words(row)) + (f" ({md(params)})" if params else "")
+            out.append(f"| {md(family.title)} | {name} | "
+                       + " | ".join(cell(m.cells.get((claim, c.key))) for c in m.columns) + " |")
+    return "\n".join(out)
+
+
+def findings_markdown(m: Matrix) -> str:
+    """Per family: sources, the published numbers (labelled), and each claim's findings on each pair."""
+    parts = []
+    for family in m.families:
+        lines = [f"### {md(family.title)}"]
+        if family.sources:
+            lines.append("Source: " + "; ".join(md(s) for s in family.sources))
+        if family.published:
+            lines.append("Published (for comparison; not measured here):\n\n" + "\n".join(
+                f"- {md(p['text'])}" + (f" ({md(p['source'])})" if p["source"] else "") for p in family.published))
+        claims = []
+        for claim in family.claims:
+            first = m.first(claim)
+            claims.append(f"- **{md(claim_words(first))}** ({md(claim)})")
+            for column in m.columns:
+                row = m.cells.get((claim, column.key))
+                if row is not None:
+                    claims.append(f"  - {md(column.key)}: {cell(row)}" + (f": {md(text(row, 'message'))}"
+                                                                          if text(row, "message") else ""))
+        lines.append("This run:\n\n" + "\n".join(claims))
+        parts.append("\n\n".join(lines))
+    return "\n\n".join(parts)
+
+
+def readouts_markdown(m: Matrix) -> str:
+    parts = []
+    for column, (fields, table) in readout_tables(m).items():
+        lines = [f"### {md(column)}", "", "| variant | " + " | ".join(md(f) for f in fields) + " |",
+                 "|---" * (len(fields) + 1) + "|"]
+        lines += [f"| {md(label)} | " + " | ".join(md(v) for v in values) + " |" for label, values in table.items()]
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
+
+
+def setup_lines(run: dict[str, Any]) -> list[str]:
+    """The run's identity and settings, each present field once."""
+    facts = [f"{name} {md(run[key])}" for name, key in (("run", "id"), ("recorded", "time"), ("budget", "budget"),
+                                                          ("seeds", "seeds")) if run.get(key) not in (None, "")]
+    if isinstance(run.get("pairs"), list):
+        facts.append("pairs " + ", ".join(md(p) for p in run["pairs"]))
+    lines = ["; ".join(facts) + "."] if facts else []
+    if isinstance(run.get("command"), str):
+        lines.append("Command:\n\n" + code_block(run["command"]))
+    if isinstance(run.get("libraries"), dict):
+        lines.append("Libraries: " + md(json.dumps(run["libraries"])))
+    return lines
+
+
+def report_markdown(run: dict[str, Any], m: Matrix) -> str:
+    readouts = readouts_markdown(m)
+    parts = [
+        "# Claims x pairs", *setup_lines(run),
+        "Columns are pairs sorted by alignment (the base model's pass@1 and pass@K). A cell gives the verdict, "
+        "the estimate and its 95% interval (a percentage is a share of the reference's gain, a signed number a "
+        "pass@k difference) and the verdict after the family-wise adjustment where it differs. A claim that fails "
+        "on a low-alignment pair is a finding, not a bug.",
+        "## Matrix", matrix_markdown(m),
+        "## Findings by family", findings_markdown(m),
+        *(["## Mechanism readouts", readouts] if readouts else []),
+    ]
+    if isinstance(run.get("jobs"), dict):
+        parts.append(md(jobs_line(run["jobs"])))
+    return "\n\n".join(parts) + "\n"
