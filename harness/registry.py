@@ -228,10 +228,15 @@ def check(spec: Spec) -> None:
 def check_reward_params(name: str, params: dict[str, Any]) -> Reward:
     """The reward ``name``, after checking that its factory takes ``params``."""
     reward = get_reward(name)
-    fixed = {"policy": None} if reward.needs_policy else {}
+    signature = inspect.signature(reward.factory)
+    given = {"policy": None} if reward.needs_policy else {}
+    if "seed" in signature.parameters:
+        given["seed"] = 0  # the run's seed, unless params set one
     try:
-        inspect.signature(reward.factory).bind(None, **fixed, **params)
-    except TypeError:
+        signature.bind(None, **{**given, **params})
+    except TypeError as exc:
+        if "missing" in str(exc):
+            raise SpecError(f"reward {name!r} needs reward_params: {exc}") from None
         raise SpecError(f"reward {name!r} does not take parameters {sorted(params)}") from None
     return reward
 
