@@ -5,6 +5,7 @@ pytest, ``python -m harness`` and the Ray executor without a change under harnes
 
 from __future__ import annotations
 
+import doctest
 import json
 import os
 import shutil
@@ -18,6 +19,7 @@ import pytest
 import torch
 from helpers import RECIPE, REPO, sha256, subprocess_env, tiny_organism
 
+import harness.models.organism
 import harness.tasks
 from harness import registry
 from harness.__main__ import main as harness_main
@@ -289,6 +291,28 @@ def test_sources_are_module_names_or_file_paths_that_a_fresh_process_replays(tmp
                          env={**subprocess_env(), "PYTHONPATH": f"{REPO}{os.pathsep}{tmp_path}"}, timeout=120)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == ["larger", "none"]
+
+
+@pytest.mark.parametrize("module", [registry, harness.models.organism])
+def test_doctests(module) -> None:
+    result = doctest.testmod(module)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_an_installed_plugin_registers_without_being_named(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    (site / "claims_extra-0.1.dist-info").mkdir(parents=True)
+    (site / "claims_extra-0.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: claims-extra\n"
+                                                                  "Version: 0.1\n")
+    (site / "claims_extra-0.1.dist-info" / "entry_points.txt").write_text(
+        "[claims_harness.plugins]\nextra = claims_extra_plugin\n")
+    (site / "claims_extra_plugin.py").write_text(
+        "from harness.registry import register_polarity\nregister_polarity('halved', lambda spec, r, a: a / 2)\n")
+    code = "from harness import registry; print(registry.names('polarity')[-1], registry.plugin_sources())"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
+                         env={**subprocess_env(), "PYTHONPATH": f"{REPO}{os.pathsep}{site}"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["halved", "['claims_extra_plugin']"]
 
 
 # ---------------------------------------------------------------- the organism alphabet
