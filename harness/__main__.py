@@ -65,8 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     # -p and --claims-cache also after the command, into other names (SUPPRESS: a subparser's default would
     # overwrite the value given before the command)
     common = argparse.ArgumentParser(add_help=False)
-    for options, default, dest in ((parser, None, "cache"), (common, argparse.SUPPRESS, "cache")):
-        options.add_argument("--claims-cache", dest=dest, default=default, metavar="DIR",
+    for options, default in ((parser, None), (common, argparse.SUPPRESS)):
+        options.add_argument("--claims-cache", dest="cache", default=default, metavar="DIR",
                              help="job cache directory (default: $CLAIMS_CACHE or .cache/claims), as pytest's")
     parser.add_argument("-p", dest="plugins", action="append", default=[], metavar="PLUGIN",
                         help="a module name or .py file (a conftest.py too) that registers task families, rewards, "

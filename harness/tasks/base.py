@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from harness.registry import names
 from harness.specs import SpecError, TaskSpec
 
 EVAL_FRACTION = 0.2  # share of a generated family's problem space reserved for the eval split
@@ -67,8 +68,6 @@ class Task(ABC):
             if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
                 raise TaskError(f"task {self.family!r}: parameter {name!r} = {value!r} has the wrong type; "
                                 f"expected {_type_name(expected)}")
-        from harness.registry import names
-
         formats = self.formats if self.formats is not None else names("format")
         if spec.format not in formats:
             raise TaskError(f"task {self.family!r}: unknown format {spec.format!r}; known: {', '.join(formats)}")
