@@ -24,6 +24,7 @@ def pytest_generate_tests(metafunc):
 
 @pytest.mark.parametrize("reward", ["random", "incorrect"])
 def test_clean_pair_shows_the_same_effect(contaminated, clean, rl, claim, reward):
+    """A clean pair of matched alignment reaches the contaminated pair's spurious-reward verdict."""
     dirty = verdicts.recovers(rl(contaminated, reward=reward), rl(contaminated), fraction=FRACTION)
     control = verdicts.recovers(rl(clean, reward=reward), rl(clean), fraction=FRACTION)
     claim.agrees(control, dirty, pair=contaminated)

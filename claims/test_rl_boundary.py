@@ -10,4 +10,5 @@ pytestmark = pytest.mark.claim("boundary", source="Yue et al. 2025, arXiv 2504.1
 
 
 def test_base_model_wins_at_large_k(pair, rl, claim):
+    """RL lowers pass@k at large k: the base model wins there."""
     claim.lowers(rl(pair), k=pair.alignment_k)

@@ -11,21 +11,30 @@ import pytest
 
 FRACTION = 0.9
 
-pytestmark = pytest.mark.claim("polarity", source="Zhu et al. 2025, arXiv 2506.01347")
+pytestmark = pytest.mark.claim(
+    "polarity", source="Zhu et al. 2025, arXiv 2506.01347",
+    published=["Qwen2.5-Math-7B and Qwen3-4B: NSR alone improves pass@k for k = 1..256, often matching PPO/GRPO; "
+               "PSR raises pass@1 and lowers large-k pass@k",
+               {"text": "Qwen2.5-7B MATH500: base 40.8, ground truth 71.0, NSR 68.7 "
+                         "(secondary summary, to be checked against the PDF)",
+                "source": "Wu et al. 2025, arXiv 2508.21188"}])
 
 
 @pytest.mark.parametrize("polarity", ["nsr", "nsr_pm1", "w_reinforce"])
 @pytest.mark.parametrize("at", ["pass@1", "pass@K"])
 def test_negative_samples_match_standard_rl(pair, rl, claim, polarity, at):
+    """Training only on wrong samples recovers at least 90% of standard RL's gain, at pass@1 and at large k."""
     k = 1 if at == "pass@1" else pair.alignment_k
     claim.recovers(rl(pair, polarity=polarity), rl(pair), fraction=FRACTION, k=k)
 
 
 @pytest.mark.parametrize("polarity", ["psr", "psr_pm1"])
 def test_positive_samples_raise_pass_at_1(pair, rl, claim, polarity):
+    """Training only on right samples raises pass@1."""
     claim.improves(rl(pair, polarity=polarity), k=1)
 
 
 @pytest.mark.parametrize("polarity", ["psr", "psr_pm1"])
 def test_positive_samples_lower_large_k(pair, rl, claim, polarity):
+    """Training only on right samples lowers pass@k at large k."""
     claim.lowers(rl(pair, polarity=polarity), k=pair.alignment_k)

@@ -9,9 +9,17 @@ import pytest
 
 FRACTION = 0.5
 
-pytestmark = pytest.mark.claim("spurious", source="Shao et al. 2025, arXiv 2506.10947")
+pytestmark = pytest.mark.claim(
+    "spurious", source="Shao et al. 2025, arXiv 2506.10947",
+    published=["Qwen2.5-Math-7B, MATH500 absolute gain: ground truth +28.8, majority vote +26.5, incorrect +24.6, "
+               "random +21.4, format +16.4; Llama3 and OLMo2 gain little or lose",
+               {"text": "Qwen2.5-7B MATH500: base 40.8, ground truth 71.0, random 57.5, incorrect 57.0; "
+                         "Llama-3.1-8B-Instruct: base 32.5, random 26.8 (secondary summary, to be checked against "
+                         "the PDF)",
+                "source": "Wu et al. 2025, arXiv 2508.21188"}])
 
 
 @pytest.mark.parametrize("reward", ["random", "format_only", "incorrect"])
 def test_spurious_reward_recovers_most_of_the_gain(pair, rl, claim, reward):
+    """A spurious reward (random, format-only or incorrect) recovers at least half of standard RL's pass@1 gain."""
     claim.recovers(rl(pair, reward=reward), rl(pair), fraction=FRACTION, k=1)

@@ -1,4 +1,8 @@
-"""Command line: ``python -m harness report`` and ``python -m harness align``."""
+"""Command line: ``python -m harness [-p PLUGIN] [--claims-cache DIR] {report,align} ...``.
+
+``-p`` and ``--claims-cache`` mean what they mean to pytest and go before or after the command;
+``align`` takes fixtures files as arguments or with ``--pairs`` (repeatable, as pytest's).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,10 @@ import sys
 from pathlib import Path
 
 from harness.cache import Cache
+from harness.registry import load_plugins
 from harness.specs import SpecError
+
+DEFAULT_PAIRS = "fixtures/organisms.yaml"
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -31,14 +38,15 @@ def _align(args: argparse.Namespace) -> int:
     from harness.tasks import get_task
 
     cache = Cache(args.cache)
+    files = [*args.files, *args.pairs] or [DEFAULT_PAIRS]
     if args.only:
-        known = [pair.id for path in args.pairs for pair in load_fixtures(path)]
+        known = [pair.id for path in files for pair in load_fixtures(path)]
         unknown = [name for name in args.only if name not in known]
         if unknown:
             raise SpecError(f"unknown pair id(s) {', '.join(unknown)}; known: {', '.join(known)}")
     print(f"{'pair':<18} {'pass@1':>7} {'pass@8':>7} {'pass@K':>9} {'greedy':>7} {'guess@1':>8} {'guess@8':>8} "
           f"{'guess@K':>8}")
-    for path in args.pairs:
+    for path in files:
         for pair in load_fixtures(path):
             if args.only and pair.id not in args.only:
                 continue
@@ -52,12 +60,18 @@ def _align(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    cache_help = "job cache directory (default: $CLAIMS_CACHE or .cache/claims)"
     parser = argparse.ArgumentParser(prog="python -m harness")
-    parser.add_argument("--cache", default=None, help=cache_help)
-    # --cache also after the command (SUPPRESS: a subparser's default would overwrite the value given before it)
+    # -p and --claims-cache also after the command, into other names (SUPPRESS: a subparser's default would
+    # overwrite the value given before the command)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--cache", default=argparse.SUPPRESS, help=cache_help)
+    for options, default in ((parser, None), (common, argparse.SUPPRESS)):
+        options.add_argument("--claims-cache", dest="cache", default=default, metavar="DIR",
+                             help="job cache directory (default: $CLAIMS_CACHE or .cache/claims), as pytest's")
+    parser.add_argument("-p", dest="plugins", action="append", default=[], metavar="PLUGIN",
+                        help="a module name or .py file (a conftest.py too) that registers task families, rewards, "
+                             "polarities or formats; repeatable, as pytest's -p")
+    common.add_argument("-p", dest="more_plugins", action="append", default=argparse.SUPPRESS, metavar="PLUGIN",
+                        help="as -p before the command")
     sub = parser.add_subparsers(dest="command", required=True)
     report = sub.add_parser("report", parents=[common],
                             help="render a recorded claims run (Markdown + HTML); default: the latest")
@@ -66,11 +80,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="a recorded run (<cache>/runs/run-*.json; default: the one that finished last)")
     report.set_defaults(func=_report)
     align = sub.add_parser("align", parents=[common], help="measure the alignment of every pair in fixtures files")
-    align.add_argument("pairs", nargs="*", default=["fixtures/organisms.yaml"])
-    align.add_argument("--only", nargs="*", default=None, help="pair ids to measure")
+    align.add_argument("files", nargs="*", metavar="FILE", help=f"fixtures files (default: {DEFAULT_PAIRS})")
+    align.add_argument("--pairs", action="append", default=[], metavar="FILE",
+                       help="a fixtures file, as pytest's --pairs; repeatable, adds to FILE arguments")
+    align.add_argument("--only", nargs="*", default=None, metavar="ID", help="pair ids to measure")
     align.set_defaults(func=_align)
     args = parser.parse_args(argv)
     try:
+        load_plugins([*args.plugins, *getattr(args, "more_plugins", [])])
         return args.func(args)
     except SpecError as exc:
         print(f"python -m harness {args.command}: {exc}", file=sys.stderr)

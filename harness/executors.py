@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from harness.cache import Cache
 from harness.jobs import materialize
+from harness.registry import load_plugins, plugin_sources
 from harness.specs import Spec, from_dict
 
 
@@ -36,8 +37,13 @@ class InProcess:
         pass
 
 
-def _remote_materialize(spec_json: dict, cache_root: str) -> dict:
-    """Body of the Ray task: the job by its spec, into the shared cache; returns the keys it computed."""
+def _remote_materialize(spec_json: dict, cache_root: str, plugins: list[str]) -> dict:
+    """Body of the Ray task: the job by its spec, into the shared cache; returns the keys it computed.
+
+    ``plugins`` (``harness.registry.plugin_sources()`` of the caller) are imported first, so the worker knows the
+    task families, rewards, polarities and formats the caller registered.
+    """
+    load_plugins(plugins)
     cache = Cache(cache_root)
     entry = materialize(from_dict(spec_json), cache)
     return {"entry": str(entry), "computed": cache.stats.computed, "loaded": cache.stats.loaded}
@@ -71,7 +77,7 @@ class RayExecutor:
         if self.cache.contains(spec):
             self.cache.stats.loaded.append(spec.key)
             return self.cache.path(spec.key)
-        ref = self._task.options(**resources(spec)).remote(spec.to_dict(), str(self.cache.root))
+        ref = self._task.options(**resources(spec)).remote(spec.to_dict(), str(self.cache.root), plugin_sources())
         result = self._ray.get(ref)
         self.cache.stats.computed.extend(result["computed"])
         self.cache.stats.loaded.extend(result["loaded"])

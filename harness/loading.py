@@ -264,6 +264,13 @@ def load_fixtures(path: Path | str) -> list[Pair]:
         model = model_from(merged.child("model"))
         task = task_from(merged.child("task"))
         train_task = task_from(merged.child("train_task")) if "train_task" in merged.data else None
+        if isinstance(model, OrganismSpec):
+            from harness.models.organism import check_alphabet
+
+            try:
+                check_alphabet(model, [t for t in (task, train_task) if t is not None])
+            except SpecError as exc:
+                merged.fail(str(exc))
         eval_reader = merged.child("eval")
         eval_reader.only(EVAL_KEYS)
         evaluation = _spec_from(eval_reader, EvalSpec, {"model": model, "task": task})

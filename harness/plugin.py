@@ -61,7 +61,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "claim(family, source): a claim about RL, with its source")
+    config.addinivalue_line("markers", "claim(family, source, published=[...], text=...): a claim about RL, with "
+                                       "its source, published numbers and the claim in words (default: the test's "
+                                       "docstring, first line)")
     config.addinivalue_line("markers", "slow: needs a real pretrained model or minutes of CPU")
     config.addinivalue_line("markers", "gpu: needs a CUDA GPU")
     config.pluginmanager.register(Recorder(config), "claims-recorder")
@@ -228,8 +230,7 @@ class Claim:
         pairs = [v for v in params.values() if isinstance(v, Pair)]
         rest = [str(v) for v in params.values() if not isinstance(v, Pair)]
         label = self.node.originalname + (f"[{'-'.join(rest)}]" if rest else "")
-        record = {**finding.to_dict(), "claim": label, "family": marker.args[0] if marker else "",
-                  "source": marker.kwargs.get("source", "") if marker else "",
+        record = {**finding.to_dict(), "claim": label, **claim_fields(marker, self.node.function),
                   "pair": pairs[0].id if pairs else ""}
         self.node.user_properties.append((FINDING, record))
         if finding.outcome == "fails":
@@ -275,6 +276,26 @@ class Claim:
         nan = float("nan")
         self._settle(Finding(outcome, message, nan, nan, nan, nan, reference.alignment,
                              evaluations=reference.evaluations + control.evaluations))
+
+
+def claim_fields(marker: pytest.Mark | None, function: Callable[..., Any]) -> dict[str, Any]:
+    """What a finding records of its claim: ``family``, ``source``, ``claim_text`` (the marker's ``text``, else the
+    first line of the test's docstring) and ``published`` ([{"text", "source"}]; a plain string in the marker's
+    ``published`` list takes the marker's source)."""
+    kwargs = marker.kwargs if marker else {}
+    doc = (function.__doc__ or "").strip()
+    text = kwargs.get("text") or (doc.splitlines()[0] if doc else "")
+    source = kwargs.get("source", "")
+    published = []
+    for item in kwargs.get("published", ()):
+        if isinstance(item, str):
+            item = {"text": item}
+        if not (isinstance(item, dict) and isinstance(item.get("text"), str) and set(item) <= {"text", "source"}):
+            raise ValueError(f"claim marker of {function.__name__}: each published entry is a str or "
+                             f"{{'text': ..., 'source': ...}}, got {item!r}")
+        published.append({"text": item["text"], "source": item.get("source", source)})
+    return {"family": marker.args[0] if marker and marker.args else "", "source": source, "claim_text": text,
+            "published": published}
 
 
 @pytest.fixture

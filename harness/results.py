@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from harness import registry
 from harness.evaluate import EvalResult, load_result
 from harness.executors import Executor
 from harness.loading import Pair
@@ -113,9 +114,11 @@ class Harness:
         recipe = pair.recipe
         if lr_scale != 1.0:
             recipe = dataclasses.replace(recipe, learning_rate=recipe.learning_rate * lr_scale)
-        return RLSpec(model=pair.model, task=pair.rl_task, recipe=recipe, steps=pair.steps(self.budget),
+        spec = RLSpec(model=pair.model, task=pair.rl_task, recipe=recipe, steps=pair.steps(self.budget),
                       reward=RewardSpec(name=reward, params=reward_params or {}),
                       data=data or DataSpec(), polarity=PolaritySpec(name=polarity, lam=lam), seed=seed)
+        registry.check(spec)  # unknown reward, polarity or parameters: one line before anything runs
+        return spec
 
     def rl(self, pair: Pair, *, label: str | None = None, **variant: Any) -> RLOutcome:
         """RL with the variant on every seed, each run evaluated with the pair's evaluation settings."""

@@ -95,8 +95,8 @@ def test_fractional_rewards_are_both_right_and_wrong():
 def test_unknown_polarity_is_refused():
     from harness.specs import SpecError
 
-    with pytest.raises(SpecError, match="unknown polarity 'nsr2'"):
-        PolaritySpec(name="nsr2")
+    with pytest.raises(SpecError, match="unknown polarity 'nsr2'; did you mean 'nsr'"):
+        polarity_advantages(PolaritySpec(name="nsr2"), REWARDS, STANDARD)
 
 
 # ---------------------------------------------------------------- inside the real TRL trainer

@@ -60,7 +60,7 @@ def test_ray_workers_and_processes_racing_compute_once(tmp_path: Path, ray_clust
     root = str(tmp_path / "shared")
     spec = OrganismSpec(mix=(MixComponent(task=TASK),), steps=40)
     task = ray.remote(_remote_materialize)
-    refs = [task.remote(spec.to_dict(), root) for _ in range(2)]
+    refs = [task.remote(spec.to_dict(), root, []) for _ in range(2)]
     env = {**os.environ, "CLAIMS_PROGRESS": "0"}
     procs = [subprocess.Popen([sys.executable, "-c", RACER, root, json.dumps(spec.to_dict())],
                               stdout=subprocess.PIPE, text=True, env=env) for _ in range(2)]

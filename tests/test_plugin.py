@@ -241,14 +241,14 @@ def test_verdicts_become_outcomes_and_the_summary_shows_the_matrix(run: Callable
     assert 100 < record["peak_rss_mb"]["main"] < 24 * 1024  # torch alone takes more than 100 MB
 
     out_dir = tmp_path / "report"
-    assert harness_main(["--cache", str(claims_cache), "report", "--out", str(out_dir)]) == 0
+    assert harness_main(["--claims-cache", str(claims_cache), "report", "--out", str(out_dir)]) == 0
     md, page = (out_dir / "report.md").read_text(), (out_dir / "report.html").read_text()
     assert "# Claims x pairs" in md and "| claim |" in md and "jobs:" in md
     assert page.startswith("<!doctype html>") and "<table>" in page and "data:image/png;base64," in page
 
 
 def test_report_without_a_recorded_run_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert harness_main(["report", "--cache", str(tmp_path / "empty"), "--out", str(tmp_path / "out")]) == 2
+    assert harness_main(["report", "--claims-cache", str(tmp_path / "empty"), "--out", str(tmp_path / "out")]) == 2
     assert "no recorded run under" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 

@@ -160,8 +160,8 @@ def test_unknown_reward_suggests_the_closest_name(task):
     with pytest.raises(SpecError, match="known: ground_truth, random, format_only, incorrect, majority_vote, "
                                         "entropy, self_certainty"):
         make_reward(RewardSpec(name="zzz"), task, seed=0)
-    assert set(known_rewards()) == {"ground_truth", "random", "format_only", "incorrect", "majority_vote",
-                                    "entropy", "self_certainty"}
+    assert known_rewards()[:7] == ["ground_truth", "random", "format_only", "incorrect", "majority_vote",
+                                   "entropy", "self_certainty"]
 
 
 @pytest.mark.parametrize(("name", "params", "message"), [
@@ -177,7 +177,7 @@ def test_bad_reward_params(task, name, params, message):
 
 
 @pytest.mark.parametrize("name", ["entropy", "self_certainty"])
-def test_policy_rewards_need_a_scorer(task, name):
+def test_policy_rewards_need_the_policy(task, name):
     with pytest.raises(SpecError, match="needs the policy"):
         make_reward(RewardSpec(name=name), task, seed=0)
 
@@ -203,14 +203,27 @@ def completion_ids(tokenizer, text: str) -> list[int]:
     return [*tokenizer.encode(text, add_special_tokens=False), tokenizer.eos_token_id]
 
 
+def policy_reward(name: str, organism):
+    """The registered policy reward ``name`` over the organism, called as TRL calls it (completion ids as a keyword)."""
+    model, tokenizer = organism
+    policy = PolicyScorer(tokenizer)
+    policy.model = model
+    reward = make_reward(RewardSpec(name=name), get_task(TASK), seed=0, policy=policy)
+
+    def score(prompts: list[str], ids: list[list[int]]) -> list[float]:
+        texts = [tokenizer.decode(c, skip_special_tokens=True) for c in ids]
+        return reward(prompts=prompts, completions=texts, completion_ids=ids, question=prompts,
+                      answer=["0"] * len(prompts), uid=[str(i) for i in range(len(prompts))])
+    return score
+
+
 PROMPTS = ["2+3=", "7+8=", "0+0=", "9+4="]
 COMPLETIONS = ["5", "15", "1", "13"]
 
 
 def test_entropy_reward_is_the_mean_completion_logprob(organism):
     model, tokenizer = organism
-    scorer = PolicyScorer("entropy", tokenizer)
-    scorer.model = model
+    scorer = policy_reward("entropy", organism)
     ids = [completion_ids(tokenizer, c) for c in COMPLETIONS]
     ids.append(tokenizer.encode("+=9", add_special_tokens=False))  # no EOS: a truncated completion
     prompts = [*PROMPTS, "3+3="]
@@ -220,19 +233,11 @@ def test_entropy_reward_is_the_mean_completion_logprob(organism):
         expected = logp[torch.arange(len(completion)), torch.tensor(completion)].mean().item()
         assert score == pytest.approx(expected, abs=1e-5)
         assert score < 0
-    # through make_reward, as TRL calls it (completion ids as a keyword)
-    task = get_task(TASK)
-    reward = make_reward(RewardSpec(name="entropy"), task, seed=0, scorer=scorer)
-    texts = [tokenizer.decode(c, skip_special_tokens=True) for c in ids]
-    out = reward(prompts=prompts, completions=texts, completion_ids=ids, question=prompts,
-                 answer=["0"] * len(prompts), uid=[str(i) for i in range(len(prompts))])
-    assert out == scores
 
 
 def test_self_certainty_is_kl_from_uniform(organism):
     model, tokenizer = organism
-    scorer = PolicyScorer("self_certainty", tokenizer)
-    scorer.model = model
+    scorer = policy_reward("self_certainty", organism)
     ids = [completion_ids(tokenizer, c) for c in COMPLETIONS]
     scores = scorer(PROMPTS, ids)
     vocab = model.config.vocab_size
@@ -253,8 +258,7 @@ def test_self_certainty_is_kl_from_uniform(organism):
 
 def test_higher_probability_completions_get_higher_entropy_reward(organism):
     model, tokenizer = organism
-    scorer = PolicyScorer("entropy", tokenizer)
-    scorer.model = model
+    scorer = policy_reward("entropy", organism)
     prompt = "2+3="
     candidates = [completion_ids(tokenizer, str(d)) for d in range(10)]  # all of length 2
     scores = scorer([prompt] * 10, candidates)
@@ -276,11 +280,8 @@ def test_higher_probability_completions_get_higher_entropy_reward(organism):
 
 
 def test_empty_completion_scores_zero(organism):
-    model, tokenizer = organism
-    for kind in ("entropy", "self_certainty"):
-        scorer = PolicyScorer(kind, tokenizer)
-        scorer.model = model
-        assert scorer(["2+3="], [[]]) == [0.0]
+    for name in ("entropy", "self_certainty"):
+        assert policy_reward(name, organism)(["2+3="], [[]]) == [0.0]
 
 
 # ---------------------------------------------------------------- doctests

@@ -241,7 +241,6 @@ INVALID = [
     pytest.param(lambda: DataSpec(method="best"), ["method", "best"], id="data-method"),
     pytest.param(lambda: DataSpec(index=4, pool_size=4), ["index", "4"], id="data-index-outside-pool"),
     pytest.param(lambda: DataSpec(index=-1), ["index", "-1"], id="data-index-negative"),
-    pytest.param(lambda: PolaritySpec(name="negative"), ["polarity", "negative", "nsr"], id="polarity-name"),
     pytest.param(lambda: tiny_organism(hidden_size=30, num_heads=4), ["hidden_size", "30", "num_heads", "4"],
                  id="organism-heads"),
     pytest.param(lambda: OrganismSpec(mix=(), steps=5), ["mix"], id="organism-empty-mix"),

@@ -10,14 +10,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.cache import Cache
 from harness.progress import Progress
-from harness.specs import OrganismSpec
+from harness.specs import OrganismSpec, SpecError, TaskSpec
 from harness.tasks import get_task
-from harness.tasks.base import Problem
+from harness.tasks.base import Problem, Task, seeded_rng
 from harness.tasks.vocab import ORGANISM_ALPHABET
 
 if TYPE_CHECKING:
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerFast
 
 PAD, EOS = "<pad>", "<eos>"
+UNKNOWN = "<unk>"  # not in the vocabulary: encoding a character the tokenizer lacks raises instead of giving PAD
+ALPHABET_SAMPLE = 64  # problems per task whose characters the load-time check reads
 POOL_PER_TASK = 20_000  # train problems drawn per mix component
 CONTAMINATION_PROBLEMS = 512  # eval problems of ``contaminate`` that enter pretraining (a prefix of the eval set)
 MAX_LENGTH = 64
@@ -42,13 +45,57 @@ def alphabet(spec: OrganismSpec) -> str:
     return ORGANISM_ALPHABET + "".join(sorted(extra))
 
 
+def missing_characters(characters: str, texts: Iterable[str]) -> str:
+    """The characters of ``texts`` that are not in ``characters``, sorted.
+
+    >>> missing_characters(ORGANISM_ALPHABET, ["12+3=", "4^5=9"])
+    '^'
+    """
+    seen: set[str] = set()
+    for text in texts:
+        seen.update(text)
+    return "".join(sorted(seen - set(characters)))
+
+
+def check_alphabet(spec: OrganismSpec, tasks: Sequence[TaskSpec]) -> None:
+    """SpecError (one line) when the organism's tokenizer lacks characters of a sample of the problems of its
+    pretraining mix or of ``tasks`` (those it is evaluated and trained on): prompts, questions and answers.
+
+    Only bare-format tasks are read: other formats carry instructions in words, which no organism poses.
+    """
+    characters = alphabet(spec)
+    mix = [c.task for c in spec.mix] + ([spec.contaminate] if spec.contaminate is not None else [])
+    for task_spec in {t.canonical_json(): t for t in [*mix, *tasks]}.values():
+        if task_spec.format != "bare":
+            continue
+        task = get_task(task_spec)
+        texts = [text for p in _sample(task, ALPHABET_SAMPLE) for text in (str(task.prompt(p)), p.question, p.answer)]
+        missing = missing_characters(characters, texts)
+        if missing:
+            raise SpecError(f"task {task_spec.name} uses characters {missing!r} that the organism's tokenizer lacks; "
+                            f"declare them in the family's alphabet ({type(task).__qualname__}.alphabet = "
+                            f"{(task.alphabet + missing)!r})")
+
+
+def _sample(task: Task, count: int) -> list[Problem]:
+    """Problems of ``task`` from every part of its space: generated families draw them directly (listing a split
+    enumerates the whole space, seconds for truth tables), others take a prefix of their train split."""
+    from harness.tasks.generated import GeneratedTask
+
+    if isinstance(task, GeneratedTask):
+        rng, strata = seeded_rng("alphabet", task.name), task.strata()
+        questions = [task.draw(strata[i % len(strata)], rng) for i in range(count)]
+        return [Problem(question=q, answer=task.solve(q), uid=q) for q in questions]
+    return task.problems("train", min(count, task.available("train")), seed=0)
+
+
 def build_tokenizer(characters: str = ORGANISM_ALPHABET) -> PreTrainedTokenizerFast:
     """Character-level tokenizer; use ``PreTrainedTokenizerFast`` explicitly (AutoTokenizer rewrites it)."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
     vocab = {tok: i for i, tok in enumerate([PAD, EOS, *characters])}
-    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token=PAD))
+    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNKNOWN))
     core.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
     core.decoder = decoders.Fuse()
     tok = PreTrainedTokenizerFast(tokenizer_object=core, pad_token=PAD, eos_token=EOS)
@@ -57,9 +104,14 @@ def build_tokenizer(characters: str = ORGANISM_ALPHABET) -> PreTrainedTokenizerF
 
 
 def load_tokenizer(directory: Path) -> PreTrainedTokenizerFast:
+    """An organism's tokenizer from its entry; strict even where the entry predates ``UNKNOWN`` (it mapped an
+    unknown character to PAD)."""
+    from tokenizers import models
     from transformers import PreTrainedTokenizerFast
 
     tok = PreTrainedTokenizerFast.from_pretrained(directory)
+    core = tok.backend_tokenizer
+    core.model = models.WordLevel(vocab=core.get_vocab(with_added_tokens=False), unk_token=UNKNOWN)
     tok.padding_side = "left"
     return tok
 
@@ -175,9 +227,14 @@ def pretrain(spec: OrganismSpec, out: Path, cache: Cache) -> dict:
 
     seed_everything(spec.seed)
     device, _ = device_and_dtype()  # float32 on either: the model is tiny
-    tokenizer = build_tokenizer(alphabet(spec))
+    characters = alphabet(spec)
+    tokenizer = build_tokenizer(characters)
     model = build_model(spec, tokenizer)
     problem_pools, weights = pretraining_problems(spec)
+    missing = missing_characters(characters, (p.text for pool in problem_pools for p in pool))
+    if missing:
+        raise SpecError(f"organism {spec.short}: its pretraining problems use characters {missing!r} outside its "
+                        f"alphabet {characters!r}; declare them in the family's Task.alphabet")
     pools = [[encode(tokenizer, p) for p in pool] for pool in problem_pools]
     generator = torch.Generator().manual_seed(spec.seed)
     mix = torch.tensor(weights, dtype=torch.float64)

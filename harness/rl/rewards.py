@@ -1,7 +1,8 @@
 """Reward variants, each a plain TRL reward function over a batch (completions in, floats out).
 
-Dataset columns reach the functions as keyword arguments (``answer``, ``question``, ``uid``).
-Variants follow the paper (arXiv 2508.21188) and the papers it tests:
+Dataset columns reach the functions as keyword arguments (``answer``, ``question``, ``uid``; TRL adds
+``completion_ids``). Each variant is a factory ``factory(task, **params) -> RewardFunc`` registered by name
+with ``harness.registry.register_reward``; variants follow the paper (arXiv 2508.21188) and the papers it tests:
 
 - ``ground_truth``: format and correct.
 - ``random``: format and Bernoulli(p) (Shao et al. 2025).
@@ -10,19 +11,24 @@ Variants follow the paper (arXiv 2508.21188) and the papers it tests:
 - ``majority_vote``: format and equal to the most common extracted answer of the prompt's group (TTRL).
 - ``entropy``: mean token log-probability of the completion under the current policy (entropy minimisation).
 - ``self_certainty``: mean over tokens of KL(uniform || policy) (Intuitor).
+
+The last two need the policy: their factories receive ``policy=`` (a ``Policy``) besides the task.
 """
 
 from __future__ import annotations
 
-import difflib
+import inspect
 from collections import Counter
-from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from harness.registry import check_reward_params, names, register_reward
 from harness.specs import RewardSpec, SpecError
 from harness.tasks.base import Problem, Task
+
+if TYPE_CHECKING:
+    import torch
 
 
 class RewardFunc(Protocol):
@@ -31,10 +37,16 @@ class RewardFunc(Protocol):
     def __call__(self, prompts: list[Any], completions: list[str], **columns: Any) -> list[float]: ...
 
 
-Scorer = Callable[[list[Any], list[list[int]]], list[float]]  # (prompts, completion ids) -> per-completion value
+class Policy(Protocol):
+    """The policy being trained, as a reward registered with ``needs_policy=True`` sees it."""
+
+    def log_probs(self, prompts: list[Any], completion_ids: list[list[int]]) -> list[torch.Tensor]:
+        """Per completion, the policy's log-probabilities over the vocabulary at each of its tokens, shape (T, V)
+        for a completion of T tokens."""
 
 
-def _problems(columns: dict[str, Any]) -> list[Problem]:
+def batch_problems(columns: dict[str, Any]) -> list[Problem]:
+    """The batch's problems, one per completion, from the dataset columns TRL passes to a reward function."""
     return [Problem(question=q, answer=a, uid=u)
             for q, a, u in zip(columns["question"], columns["answer"], columns["uid"], strict=True)]
 
@@ -48,7 +60,7 @@ def ground_truth(task: Task) -> RewardFunc:
     [1.0, 0.0]
     """
     def reward(prompts: list[Any], completions: list[str], **columns: Any) -> list[float]:
-        return [float(task.format_ok(c) and task.is_correct(c, p)) for c, p in zip(completions, _problems(columns),
+        return [float(task.format_ok(c) and task.is_correct(c, p)) for c, p in zip(completions, batch_problems(columns),
                                                                                      strict=True)]
     return reward
 
@@ -63,7 +75,7 @@ def incorrect(task: Task) -> RewardFunc:
     """
     def reward(prompts: list[Any], completions: list[str], **columns: Any) -> list[float]:
         return [float(task.format_ok(c) and not task.is_correct(c, p))
-                for c, p in zip(completions, _problems(columns), strict=True)]
+                for c, p in zip(completions, batch_problems(columns), strict=True)]
     return reward
 
 
@@ -118,51 +130,59 @@ def majority_vote(task: Task) -> RewardFunc:
     return reward
 
 
-def policy_scored(scorer: Scorer) -> RewardFunc:
-    """A reward computed by the policy itself on its completion (``entropy``, ``self_certainty``)."""
+def entropy(task: Task, *, policy: Policy) -> RewardFunc:
+    """Mean log-probability of the completion's tokens under the policy (entropy minimisation); 0 when empty."""
     def reward(prompts: list[Any], completions: list[str], **columns: Any) -> list[float]:
-        return scorer(prompts, columns["completion_ids"])
+        import torch
+
+        ids = columns["completion_ids"]
+        return [logp.gather(1, torch.tensor(c, device=logp.device)[:, None]).mean().item() if len(c) else 0.0
+                for logp, c in zip(policy.log_probs(prompts, ids), ids, strict=True)]
     return reward
 
 
-REWARDS: dict[str, Callable[..., RewardFunc]] = {
-    "ground_truth": ground_truth,
-    "random": random,
-    "format_only": format_only,
-    "incorrect": incorrect,
-    "majority_vote": majority_vote,
-}
-POLICY_REWARDS = ("entropy", "self_certainty")  # built by the runner, which holds the policy
+def self_certainty(task: Task, *, policy: Policy) -> RewardFunc:
+    """Mean over the completion's tokens of KL(uniform || policy) = -log V - mean_j log p_j (Intuitor); 0 when empty."""
+    def reward(prompts: list[Any], completions: list[str], **columns: Any) -> list[float]:
+        import torch
+
+        ids = columns["completion_ids"]
+        return [(-torch.log(torch.tensor(float(logp.shape[-1]))) - logp.mean(dim=-1)).mean().item() if len(c) else 0.0
+                for logp, c in zip(policy.log_probs(prompts, ids), ids, strict=True)]
+    return reward
+
+
+for _name, _factory in (("ground_truth", ground_truth), ("random", random), ("format_only", format_only),
+                        ("incorrect", incorrect), ("majority_vote", majority_vote)):
+    register_reward(_name, _factory)
+register_reward("entropy", entropy, needs_policy=True)
+register_reward("self_certainty", self_certainty, needs_policy=True)
 
 
 def known_rewards() -> list[str]:
-    return [*REWARDS, *POLICY_REWARDS]
+    """Every registered reward name."""
+    return names("reward")
 
 
 def check_reward(spec: RewardSpec) -> None:
-    """Fail helpfully on an unknown reward name."""
-    if spec.name not in known_rewards():
-        close = difflib.get_close_matches(spec.name, known_rewards(), n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        raise SpecError(f"unknown reward {spec.name!r}; {hint}known: {', '.join(known_rewards())}")
+    """Fail helpfully on an unknown reward name or parameters it does not take."""
+    check_reward_params(spec.name, spec.params)
 
 
-def make_reward(spec: RewardSpec, task: Task, *, seed: int, scorer: Scorer | None = None) -> RewardFunc:
-    """The reward function named by ``spec``; ``scorer`` supplies policy log-probabilities for the policy rewards."""
-    check_reward(spec)
-    if spec.name in POLICY_REWARDS:
-        if scorer is None:
-            raise SpecError(f"reward {spec.name!r} needs the policy (a scorer)")
-        return policy_scored(scorer)
-    factory = REWARDS[spec.name]
+def make_reward(spec: RewardSpec, task: Task, *, seed: int, policy: Policy | None = None) -> RewardFunc:
+    """The reward function named by ``spec``; ``policy`` serves the rewards registered with ``needs_policy``.
+
+    A factory with a ``seed`` parameter gets the run's ``seed`` unless the spec's parameters set one.
+    """
+    registered = check_reward_params(spec.name, spec.params)
     params = dict(spec.params)
-    if spec.name == "random":
+    if "seed" in inspect.signature(registered.factory).parameters:
         params.setdefault("seed", seed)
-    try:
-        fn = factory(task, **params)
-    except TypeError:
-        raise SpecError(f"reward {spec.name!r} does not take parameters {sorted(spec.params)}") from None
-    return on_text(fn, spec.name)
+    if registered.needs_policy:
+        if policy is None:
+            raise SpecError(f"reward {spec.name!r} needs the policy (make_reward(..., policy=...))")
+        params["policy"] = policy
+    return on_text(registered.factory(task, **params), spec.name)
 
 
 def completion_text(completion: str | list[dict[str, str]]) -> str:

@@ -161,10 +161,11 @@ def train(spec: RLSpec, out: Path, cache: Cache) -> dict:
 
     from harness.determinism import seed_everything
     from harness.models import load_model
-    from harness.rl.rewards import POLICY_REWARDS, check_reward, make_reward
+    from harness.registry import check
+    from harness.rl.rewards import make_reward
     from harness.rl.trainer import LogCallback, PolarityGRPOTrainer, PolicyScorer
 
-    check_reward(spec.reward)
+    check(spec)
     seed_everything(spec.seed)
     task = get_task(spec.task)
     problems = select_problems(spec, cache)
@@ -184,8 +185,8 @@ def train(spec: RLSpec, out: Path, cache: Cache) -> dict:
     logged = _jsonl(log_path, resumed_step)
     _jsonl(accuracy_path, resumed_step)
 
-    scorer = PolicyScorer(spec.reward.name, tokenizer) if spec.reward.name in POLICY_REWARDS else None
-    reward = make_reward(spec.reward, task, seed=spec.seed, scorer=scorer)
+    policy = PolicyScorer(tokenizer)
+    reward = make_reward(spec.reward, task, seed=spec.seed, policy=policy)
     truth = make_reward(RewardSpec(), task, seed=spec.seed)
 
     def recorded(prompts: list[Any], completions: list[str], **columns: Any) -> list[float]:
@@ -207,8 +208,7 @@ def train(spec: RLSpec, out: Path, cache: Cache) -> dict:
                                   args=grpo_config(spec, work), train_dataset=_dataset(task, problems),
                                   callbacks=[callback], polarity=spec.polarity)
     trainer.remove_callback(PrinterCallback)  # our LogCallback shows one progress line instead
-    if scorer is not None:
-        scorer.model = trainer.model
+    policy.model = trainer.model
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
 
     trained = trainer.model.merge_and_unload() if spec.recipe.lora_r else trainer.model

@@ -49,10 +49,10 @@ class PolarityGRPOTrainer(GRPOTrainer):
 
 
 class PolicyScorer:
-    """Scores completions with the policy being trained: mean log-probability or self-certainty."""
+    """The policy being trained, for rewards that need it: log-probabilities of its own completions
+    (harness.rl.rewards.Policy)."""
 
-    def __init__(self, kind: str, tokenizer: Any) -> None:
-        self.kind = kind
+    def __init__(self, tokenizer: Any) -> None:
         self.tokenizer = tokenizer
         self.model: torch.nn.Module | None = None  # set once the trainer has wrapped the model
 
@@ -63,24 +63,19 @@ class PolicyScorer:
                                                   return_dict=True)["input_ids"]
 
     @torch.no_grad()
-    def __call__(self, prompts: list[Any], completion_ids: list[list[int]]) -> list[float]:
+    def log_probs(self, prompts: list[Any], completion_ids: list[list[int]]) -> list[torch.Tensor]:
+        """Per completion, log-probabilities over the vocabulary at each of its tokens (T, V); (0, 0) when empty."""
         assert self.model is not None, "PolicyScorer.model is set by the runner before training"
         device = next(self.model.parameters()).device
-        scores = []
+        rows = []
         for prompt, completion in zip(prompts, completion_ids, strict=True):
             if len(completion) == 0:
-                scores.append(0.0)
+                rows.append(torch.empty(0, 0))
                 continue
             ids = torch.tensor([self._prompt_ids(prompt) + list(completion)], device=device)
             logits = self.model(input_ids=ids).logits[0, -len(completion) - 1:-1].float()
-            logp = torch.log_softmax(logits, dim=-1)
-            if self.kind == "entropy":
-                token = torch.tensor(completion, device=device)
-                scores.append(logp.gather(1, token[:, None]).mean().item())
-            else:  # self-certainty: KL(U || p) = -log V - mean_j log p_j, averaged over tokens
-                vocab = logp.shape[-1]
-                scores.append((-torch.log(torch.tensor(float(vocab))) - logp.mean(dim=-1)).mean().item())
-        return scores
+            rows.append(torch.log_softmax(logits, dim=-1))
+        return rows
 
 
 class LogCallback(TrainerCallback):

@@ -1,5 +1,8 @@
 """Task families by name: generated families for organisms and adapters of hub datasets.
 
+Each family is a ``Task`` subclass registered with ``harness.registry.register_family``; the built-ins
+register here. ``FAMILIES`` is a read-only view of the registered families by name.
+
 >>> from harness.specs import TaskSpec
 >>> task = get_task(TaskSpec(family="arithmetic", params={"digits": 2}))
 >>> problem = Problem(question="12+34=", answer=task.solve("12+34="), uid="x")
@@ -9,9 +12,10 @@
 
 from __future__ import annotations
 
-import difflib
+from collections.abc import Mapping
 
-from harness.specs import TaskSpec
+from harness import registry
+from harness.specs import SpecError, TaskSpec
 from harness.tasks.arithmetic import ArithmeticTask
 from harness.tasks.base import Problem, Prompt, Task, TaskError, seeded_rng, split_of
 from harness.tasks.hub import HUB_FAMILIES
@@ -22,9 +26,9 @@ from harness.tasks.vocab import ORGANISM_ALPHABET
 __all__ = ["FAMILIES", "ORGANISM_ALPHABET", "Problem", "Prompt", "Task", "TaskError", "get_task",
            "seeded_rng", "split_of", "transfer_mix"]
 
-FAMILIES: dict[str, type[Task]] = {
-    cls.family: cls for cls in (ArithmeticTask, TruthTableTask, OperatorTask, *HUB_FAMILIES)
-}
+for _cls in (ArithmeticTask, TruthTableTask, OperatorTask, *HUB_FAMILIES):
+    registry.register_family(_cls)
+FAMILIES: Mapping[str, type[Task]] = registry.registered("family")
 
 _TASKS: dict[str, Task] = {}  # by the spec's canonical JSON: a task keeps its loaded or enumerated problems
 
@@ -33,10 +37,9 @@ def get_task(spec: TaskSpec) -> Task:
     """The task a spec names (one shared instance per spec); TaskError for unknown families or parameters."""
     key = spec.canonical_json()
     if key not in _TASKS:
-        cls = FAMILIES.get(spec.family)
-        if cls is None:
-            close = difflib.get_close_matches(spec.family, FAMILIES, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ";"
-            raise TaskError(f"unknown task family {spec.family!r}{hint} known: {', '.join(sorted(FAMILIES))}")
+        try:
+            cls = registry.get_family(spec.family)
+        except SpecError as exc:
+            raise TaskError(str(exc)) from None
         _TASKS[key] = cls(spec)
     return _TASKS[key]

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from harness.registry import names
 from harness.specs import SpecError, TaskSpec
 
 EVAL_FRACTION = 0.2  # share of a generated family's problem space reserved for the eval split
@@ -52,7 +53,7 @@ class Task(ABC):
 
     family: ClassVar[str]
     verifier_version: ClassVar[int] = 1  # bump when extraction or verification changes: stored scores are redone
-    formats: ClassVar[tuple[str, ...]] = ("bare", "chat", "boxed")
+    formats: ClassVar[tuple[str, ...] | None] = None  # the formats it poses problems in; None: every registered one
     params_schema: ClassVar[dict[str, type | tuple[type, ...]]] = {}
     defaults: ClassVar[dict[str, Any]] = {}
     alphabet: ClassVar[str] = ""  # characters of bare prompts and answers beyond ORGANISM_ALPHABET (organisms)
@@ -67,9 +68,9 @@ class Task(ABC):
             if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
                 raise TaskError(f"task {self.family!r}: parameter {name!r} = {value!r} has the wrong type; "
                                 f"expected {_type_name(expected)}")
-        if spec.format not in self.formats:
-            raise TaskError(f"task {self.family!r}: unknown format {spec.format!r}; "
-                            f"known: {', '.join(self.formats)}")
+        formats = self.formats if self.formats is not None else names("format")
+        if spec.format not in formats:
+            raise TaskError(f"task {self.family!r}: unknown format {spec.format!r}; known: {', '.join(formats)}")
         self.spec = spec
         self.params = {**self.defaults, **spec.params}
         self.validate()

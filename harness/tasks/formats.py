@@ -1,6 +1,6 @@
 """Prompt formats, answer shapes and answer extraction shared by every task family.
 
-Formats:
+Formats are registered by name with ``harness.registry.register_format``; the built-ins:
 
 - ``bare``: the prompt is the question (``12+34=``) and the completion is the answer (``46``).
 - ``chat``: one user message asking for ``<think>…</think><answer>…</answer>``; the answer is the content of
@@ -10,6 +10,9 @@ Formats:
 
 A shape says what an answer looks like (an integer, a string of T/F, free text). Every function here
 takes arbitrary text and never raises.
+
+>>> extract("chat", IntegerShape(), "<think>2+3</think><answer>5</answer>"), format_ok("bare", IntegerShape(), "5 ")
+('5', True)
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
+from harness.registry import get_format, register_format
 from harness.tasks.base import Prompt
 
 CHAT_INSTRUCTION = ("Think step by step inside <think> </think> tags, then write only the final answer "
@@ -158,29 +162,41 @@ class FreeShape:
 
 
 def user_prompt(fmt: str, description: str) -> Prompt:
-    """The chat or boxed prompt: one user message with the format's instruction."""
-    instruction = CHAT_INSTRUCTION if fmt == "chat" else BOXED_INSTRUCTION
-    return [{"role": "user", "content": f"{description}\n\n{instruction}"}]
+    """The question in words posed in format ``fmt`` (chat, boxed: one user message with the format's instruction)."""
+    return get_format(fmt).prompt(description)
 
 
 def extract(fmt: str, shape: Shape, completion: str) -> str | None:
     """The canonical answer of ``completion`` in format ``fmt``, or None."""
-    if fmt == "bare":
-        return shape.canonical(completion)
-    if fmt == "chat":
-        tagged = last_answer_tag(completion)
-        if tagged is not None:
-            return shape.canonical(tagged)
-    boxed = last_boxed(completion)
-    if boxed is not None:
-        return shape.canonical(boxed)
-    return shape.last_in(completion)
+    return get_format(fmt).extract(shape, completion)
 
 
 def format_ok(fmt: str, shape: Shape, completion: str) -> bool:
-    """Whether ``completion`` follows format ``fmt`` (bare: the canonical answer and nothing else)."""
-    if fmt == "bare":
-        return shape.exact(completion.strip())
-    if fmt == "chat":
-        return chat_format_ok(completion)
-    return boxed_format_ok(completion)
+    """Whether ``completion`` follows format ``fmt``."""
+    return get_format(fmt).format_ok(shape, completion)
+
+
+def _bare_extract(shape: Shape, completion: str) -> str | None:
+    return shape.canonical(completion)
+
+
+def _bare_ok(shape: Shape, completion: str) -> bool:
+    """The canonical answer and nothing else (surrounding whitespace allowed)."""
+    return shape.exact(completion.strip())
+
+
+def _chat_extract(shape: Shape, completion: str) -> str | None:
+    tagged = last_answer_tag(completion)
+    return shape.canonical(tagged) if tagged is not None else _boxed_extract(shape, completion)
+
+
+def _boxed_extract(shape: Shape, completion: str) -> str | None:
+    boxed = last_boxed(completion)
+    return shape.canonical(boxed) if boxed is not None else shape.last_in(completion)
+
+
+register_format("bare", prompt=lambda question: question, extract=_bare_extract, format_ok=_bare_ok)
+register_format("chat", prompt=lambda text: [{"role": "user", "content": f"{text}\n\n{CHAT_INSTRUCTION}"}],
+                extract=_chat_extract, format_ok=lambda shape, completion: chat_format_ok(completion))
+register_format("boxed", prompt=lambda text: [{"role": "user", "content": f"{text}\n\n{BOXED_INSTRUCTION}"}],
+                extract=_boxed_extract, format_ok=lambda shape, completion: boxed_format_ok(completion))
