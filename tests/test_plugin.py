@@ -19,7 +19,6 @@ import pytest
 import yaml
 from helpers import RECIPE
 
-import harness.report
 from harness.__main__ import main as harness_main
 
 pytest_plugins = ["pytester"]
