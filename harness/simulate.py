@@ -1,0 +1,86 @@
+"""Simulated RL experiments on one pair, for calibrating the verdict statistics (tests, scripts/power.py).
+
+Layer 0: numpy only; randomness from an explicit ``numpy.random.Generator``.
+A problem's base pass@1 is ``p ~ Beta(a, b)``; the base model and every run are evaluated with
+``samples`` binomial draws per problem. A run of a group with true gain ``g`` and run sd ``sd`` draws
+its own change ``g + N(0, sd^2)`` and solves for the logit shift ``theta`` that gives exactly that change in mean
+pass@1 over the problem population; a problem's pass@1 after the run is
+``sigmoid(logit p + theta + zeta_p + eps_p)`` with ``zeta_p ~ N(0, problem_sd^2)`` per group (shared
+by its runs: which problems this variant helps) and ``eps_p ~ N(0, noise_sd^2)`` per run.
+The group's true gain over the problem population is therefore exactly ``g``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+_STEP = 0.02  # grid step of the logit integrals (the integrands vary on a scale of 1)
+_THETA = 8.0  # logit shifts considered: |theta| <= _THETA
+
+
+@dataclass(frozen=True)
+class World:
+    """Settings of the simulated pair: problems, samples per problem, base accuracies, per-problem spread."""
+
+    problems: int = 256
+    samples: int = 64
+    beta: tuple[float, float] = (0.8, 0.8)  # a, b of the base pass@1 distribution (mean a / (a + b))
+    problem_sd: float = 0.5  # sd (logits) of a group's per-problem change, shared by its runs
+    noise_sd: float = 0.3  # sd (logits) of a run's per-problem change
+
+    @property
+    def base_mean(self) -> float:
+        a, b = self.beta
+        return a / (a + b)
+
+
+@functools.cache
+def _population_curve(beta: tuple[float, float], sd: float) -> tuple[np.ndarray, np.ndarray]:
+    """(theta grid, mean pass@1 over the population after a logit shift theta): both ``(T,)``, increasing."""
+    a, b = beta
+    x = np.arange(-45.0, 45.0 + _STEP / 2, _STEP)  # logit p
+    log_density = a * x - (a + b) * np.logaddexp(0.0, x) + math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
+    weight = np.exp(log_density) * _STEP  # Beta(a, b) in logit space, trapezoid weights
+    nodes, node_weights = np.polynomial.hermite_e.hermegauss(60)  # E over N(0, sd^2)
+    shifts = np.round(np.arange(-_THETA, _THETA + _STEP / 2, _STEP) / _STEP).astype(int)
+    y = np.arange(x[0] + shifts[0] * _STEP, x[-1] + shifts[-1] * _STEP + _STEP / 2, _STEP)
+    smoothed = (1 / (1 + np.exp(-(y[:, None] + sd * nodes)))) @ node_weights / math.sqrt(2 * math.pi)
+    offset = np.arange(len(x))
+    curve = np.array([weight @ smoothed[offset + k - shifts[0]] for k in shifts])
+    return shifts * _STEP, curve / weight.sum()
+
+
+def _shifts(world: World, changes: np.ndarray) -> np.ndarray:
+    """Logit shifts giving each true change in mean pass@1 over the problem population: any shape -> same."""
+    theta, curve = _population_curve(world.beta, math.hypot(world.problem_sd, world.noise_sd))
+    target = world.base_mean + changes
+    if np.any(target <= curve[0]) or np.any(target >= curve[-1]):
+        raise ValueError(f"a change in pass@1 of {changes.min():.3g} to {changes.max():.3g} is out of reach")
+    return np.interp(target, curve, theta)
+
+
+def simulate(
+    world: World, groups: Sequence[tuple[float, int, float]], rng: np.random.Generator, experiments: int = 1
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Base scores ``(E, P)`` and, per group ``(true gain, runs, run sd)``, run scores ``(E, runs, P)``.
+
+    The run sd is that of a run's true change in mean pass@1 around its group's gain.
+    """
+    shape = (experiments, world.problems)
+    a, b = world.beta
+    p = np.clip(rng.beta(a, b, size=shape), 1e-12, 1 - 1e-12)
+    logit = np.log(p) - np.log1p(-p)
+    before = rng.binomial(world.samples, p) / world.samples
+    after = []
+    for gain, runs, run_sd in groups:
+        theta = _shifts(world, gain + run_sd * rng.standard_normal((experiments, runs)))
+        zeta = world.problem_sd * rng.standard_normal(shape)
+        eps = world.noise_sd * rng.standard_normal((experiments, runs, world.problems))
+        q = 1 / (1 + np.exp(-(logit[:, None, :] + theta[:, :, None] + zeta[:, None, :] + eps)))
+        after.append(rng.binomial(world.samples, q) / world.samples)
+    return before, after
