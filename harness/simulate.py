@@ -1,6 +1,6 @@
 """Simulated RL experiments on one pair, for calibrating the verdict statistics (tests, scripts/power.py).
 
-Layer 0: numpy only; randomness from an explicit ``numpy.random.Generator``.
+Layer 0: numpy and harness.stats; randomness from an explicit ``numpy.random.Generator``.
 A problem's base pass@1 is ``p ~ Beta(a, b)``; the base model and every run are evaluated with
 ``samples`` binomial draws per problem. A run of a group with true gain ``g`` and run sd ``sd`` draws
 its own change ``g + N(0, sd^2)`` and solves for the logit shift ``theta`` that gives exactly that change in mean
@@ -14,13 +14,25 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from harness.stats import (
+    Group,
+    Prior,
+    Verdict,
+    gain_above,
+    not_worse,
+    recovers,
+    run_gains,
+    sequential,
+)
+
 _STEP = 0.02  # grid step of the logit integrals (the integrands vary on a scale of 1)
 _THETA = 8.0  # logit shifts considered: |theta| <= _THETA
+ALPHA = 0.05  # every verdict at 95%: one-sided 2.5% each way
 
 
 @dataclass(frozen=True)
@@ -84,3 +96,62 @@ def simulate(
         q = 1 / (1 + np.exp(-(logit[:, None, :] + theta[:, :, None] + zeta[:, None, :] + eps)))
         after.append(rng.binomial(world.samples, q) / world.samples)
     return before, after
+
+
+CALIBRATION_RUNS = 8  # standard-RL runs behind a pair's between-run prior
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A claim on simulated groups: their true gains (variant first, then the reference) and its verdict."""
+
+    name: str
+    gains: tuple[float, ...]
+    verdict: Callable[[np.ndarray, list[Group], float], Verdict]  # (before, groups, alpha) -> Verdict
+
+
+def boundary_claims(reference_gain: float = 0.05, eps: float = 0.02) -> tuple[Claim, ...]:
+    """Claims whose true effect sits exactly on their threshold: every "holds" is a false one."""
+    def recovery(f: float) -> Claim:
+        return Claim(f"recovers {f:g}", (f * reference_gain, reference_gain),
+                     lambda b, g, a: recovers(b, g[0], g[1], fraction=f, alpha=a))
+
+    return (Claim("gain above 0", (0.0,), lambda b, g, a: gain_above(b, g[0], alpha=a)),
+            recovery(0.5), recovery(0.9),
+            Claim(f"not worse by {eps:g}", (reference_gain - eps, reference_gain),
+                  lambda b, g, a: not_worse(b, g[0], g[1], eps=eps, alpha=a)))
+
+
+@dataclass(frozen=True)
+class Rates:
+    """Shares of "holds" over simulated experiments, without (row 0) and with (row 1) a calibrated prior."""
+
+    seeds: tuple[int, ...]
+    looks: tuple[int, ...]
+    fixed: np.ndarray  # (2, len(seeds)): at each fixed number of runs per group
+    sequential: np.ndarray  # (2,): of the sequential procedure over the looks
+    runs: np.ndarray  # (2,): mean runs per group the sequential procedure used
+
+
+def holds_rates(claim: Claim, *, world: World, run_sd: float, seeds: tuple[int, ...], looks: tuple[int, ...],
+                experiments: int, rng: np.random.Generator, spread: float = 1.0) -> Rates:
+    """Simulate ``experiments`` pairs and judge ``claim`` at every seed count and sequentially.
+
+    The reference and the calibration runs vary with ``run_sd``, the variant with ``spread * run_sd``.
+    """
+    most = max(*seeds, looks[-1])
+    sds = (spread * run_sd, *(run_sd,) * (len(claim.gains) - 1))
+    before, (*groups, calibration) = simulate(
+        world, [*((g, most, sd) for g, sd in zip(claim.gains, sds, strict=True)),
+                (claim.gains[-1] if len(claim.gains) > 1 else 0.05, CALIBRATION_RUNS, run_sd)], rng, experiments)
+    fixed, sequential_holds, runs = np.zeros((2, len(seeds))), np.zeros(2), np.zeros(2)
+    for e in range(experiments):
+        for row, prior in enumerate((None, Prior.from_gains(run_gains(before[e], calibration[e])))):
+            def verdict_at(s: int, alpha: float, e: int = e, prior: Prior | None = prior) -> Verdict:
+                return claim.verdict(before[e], [Group(g[e, :s], prior) for g in groups], alpha)
+
+            fixed[row] += [verdict_at(s, ALPHA).outcome == "holds" for s in seeds]
+            verdict, _ = sequential(verdict_at, looks, ALPHA)
+            sequential_holds[row] += verdict.outcome == "holds"
+            runs[row] += verdict.runs[0]
+    return Rates(seeds, looks, fixed / experiments, sequential_holds / experiments, runs / experiments)
