@@ -340,7 +340,7 @@ def difference(a: Estimate, b: Estimate) -> Estimate:
 
 
 @dataclass(frozen=True)
-class Test:
+class Check:
     """An estimate held to a region ``(lower, upper)``: what more runs could sharpen."""
 
     estimate: Estimate
@@ -354,7 +354,7 @@ class Verdict:
 
     ``p_holds`` / ``p_fails``: one-sided p-values of "the claim holds" / "it fails"; ``p_value`` is
     the decided direction's (the smaller one when inconclusive), the one a family-wise adjustment uses.
-    ``se``, ``df``: of the contrast decided; ``runs``: runs per group; ``tests``: what is undecided.
+    ``se``, ``df``: of the contrast decided; ``runs``: runs per group; ``checks``: what more runs could settle.
     """
 
     outcome: Outcome
@@ -368,7 +368,7 @@ class Verdict:
     se: float = math.nan
     df: float = math.nan
     runs: tuple[int, ...] = ()
-    tests: tuple[Test, ...] = field(default=(), repr=False)
+    checks: tuple[Check, ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
         if self.outcome not in OUTCOMES:
@@ -416,14 +416,14 @@ def _interval(e: Estimate, alpha: float) -> tuple[float, float]:
 
 def decide(e: Estimate, *, lower: float = -INF, upper: float = INF, threshold: float, alpha: float = 0.05) -> Verdict:
     """The claim "the true value lies in ``(lower, upper)``" judged on ``e``'s (1 - alpha) t-interval."""
-    test = Test(e, lower, upper)
+    check = Check(e, lower, upper)
     if not e.known:
-        return Verdict("inconclusive", e.value, -INF, INF, threshold, UNKNOWN, runs=e.runs, tests=(test,))
+        return Verdict("inconclusive", e.value, -INF, INF, threshold, UNKNOWN, runs=e.runs, checks=(check,))
     low, high = _interval(e, alpha)
     p_holds = max(_tail(e, e.value - lower), _tail(e, upper - e.value))
     p_fails = min(_tail(e, lower - e.value), _tail(e, e.value - upper))
     return Verdict(judge(low, high, lower, upper), e.value, low, high, threshold, p_holds=p_holds, p_fails=p_fails,
-                   se=e.se, df=e.df, runs=e.runs, tests=(test,))
+                   se=e.se, df=e.df, runs=e.runs, checks=(check,))
 
 
 def gain_above(before: np.ndarray, group: Group, *, threshold: float = 0.0, alpha: float = 0.05) -> Verdict:
@@ -464,22 +464,22 @@ def recovers(before: np.ndarray, variant: Group, reference: Group, *, fraction: 
     decided = contrast(before, [variant, reference], [1.0, -fraction])
     gain_v, gain_r = contrast(before, [variant], [1.0]), contrast(before, [reference], [1.0])
     ratio = gain_v.value / gain_r.value if gain_r.value != 0 else math.nan
-    tests = (Test(decided, 0.0), Test(gain_r, 0.0))
+    checks = (Check(decided, 0.0), Check(gain_r, 0.0))
     if not (decided.known and gain_r.known):
-        return Verdict("inconclusive", ratio, -INF, INF, fraction, UNKNOWN, runs=decided.runs, tests=tests)
+        return Verdict("inconclusive", ratio, -INF, INF, fraction, UNKNOWN, runs=decided.runs, checks=checks)
     verdict = decide(decided, lower=0.0, threshold=fraction, alpha=alpha)
     low_r, high_r = _interval(gain_r, alpha)
     q = t_isf(alpha / 2, decided.df)
     if low_r <= 0 or gain_r.value <= q * gain_r.se:
         reason = f"reference gained nothing measurable: its gain {gain_r.value:.3g} [{low_r:.3g}, {high_r:.3g}]"
         return Verdict("inconclusive", ratio, -INF, INF, fraction, reason, verdict.p_holds, verdict.p_fails,
-                       verdict.se, verdict.df, decided.runs, () if high_r < 0 else tests)
+                       verdict.se, verdict.df, decided.runs, () if high_r < 0 else checks)
     base, (after_v, after_r) = _scores(before, [variant, reference])
     problem_v, problem_r = after_v.mean(axis=0) - base, after_r.mean(axis=0) - base
     cov = float(np.cov(problem_v, problem_r)[0, 1]) / len(base)
     low, high = _fieller(gain_v.value, gain_r.value, gain_v.se**2, gain_r.se**2, cov, q)
     return Verdict(verdict.outcome, ratio, low, high, fraction, "", verdict.p_holds, verdict.p_fails, verdict.se,
-                   verdict.df, decided.runs, verdict.tests)
+                   verdict.df, decided.runs, verdict.checks)
 
 
 def all_of(parts: Sequence[Verdict], *, alpha: float = 0.05) -> Verdict:
@@ -500,9 +500,9 @@ def all_of(parts: Sequence[Verdict], *, alpha: float = 0.05) -> Verdict:
         outcome = "fails" if p_fails < alpha / 2 else "inconclusive"
         binding = min(parts, key=lambda p: p.p_fails) if outcome == "fails" else max(parts, key=lambda p: p.p_holds)
     reason = "; ".join(p.reason for p in parts if p.reason)
-    tests = tuple(t for p in parts if p.outcome == "inconclusive" for t in p.tests)
+    checks = tuple(c for p in parts if p.outcome == "inconclusive" for c in p.checks)
     return Verdict(outcome, binding.estimate, binding.low, binding.high, binding.threshold, reason, p_holds, p_fails,
-                   binding.se, binding.df, binding.runs, tests)
+                   binding.se, binding.df, binding.runs, checks)
 
 
 # ---------------------------------------------------------------- sequential looks
@@ -548,30 +548,41 @@ def _projected(e: Estimate, cap: int) -> Estimate:
     return Estimate(e.value, components, tuple(max(r, cap) for r in e.runs))
 
 
-def _settled(test: Test, alpha: float) -> bool:
-    e = test.estimate
-    return e.known and judge(*_interval(e, alpha), test.lower, test.upper) != "inconclusive"
+def _settled(check: Check, alpha: float) -> bool:
+    e = check.estimate
+    return e.known and judge(*_interval(e, alpha), check.lower, check.upper) != "inconclusive"
 
 
-def _reachable(test: Test, cap: int, alpha: float) -> bool:
-    """Would the interval at ``cap`` runs, centred where the estimate is now, be clear of every bound?"""
-    e = test.estimate
+FUTILITY = 0.10  # stop adding runs when the conditional power at the cap falls below this
+
+
+def _reachable(check: Check, cap: int, alpha: float) -> bool:
+    """Conditional power >= FUTILITY: if the truth were the estimate now, would ``cap`` runs clear every bound?
+
+    The final estimate is then normal around the current one with the variance the new runs add,
+    ``sum v * runs * (cap - runs) / cap^2`` over the between-run parts; it clears a bound when it
+    lies more than the half-width projected at ``cap`` from it.
+    """
+    e = check.estimate
     if not e.known:
         return True
     low, high = _interval(_projected(e, cap), alpha)
-    half = (high - low) / 2
-    return all(abs(e.value - bound) > half for bound in (test.lower, test.upper) if math.isfinite(bound))
+    spread = math.sqrt(sum(c.variance * c.runs * (cap - c.runs) for c in e.components if 0 < c.runs < cap)) / cap
+    slack = (high - low) / 2 + _NORMAL.inv_cdf(FUTILITY) * spread
+    return all(abs(e.value - bound) > slack for bound in (check.lower, check.upper) if math.isfinite(bound))
 
 
 def could_decide(verdict: Verdict, *, cap: int, alpha: float) -> bool:
     """Futility rule: could up to ``cap`` runs per group still turn this inconclusive verdict decisive?
 
-    True iff every undecided test's distance to its nearest bound exceeds the interval half-width
-    projected at ``cap`` runs (``alpha``: the cap look's). Never true of a decided verdict.
+    True iff every unsettled check keeps a conditional power of at least FUTILITY at ``cap`` runs
+    (``alpha``: the cap look's), assuming the truth is the current estimate (stochastic curtailment,
+    Lan, Simon & Halperin 1982). Never true of a decided verdict. It can only stop a cell early as
+    inconclusive, so it never raises the error rates.
     """
-    if verdict.outcome != "inconclusive" or not verdict.tests:
+    if verdict.outcome != "inconclusive" or not verdict.checks:
         return False
-    return all(_reachable(t, cap, alpha) for t in verdict.tests if not _settled(t, alpha))
+    return all(_reachable(c, cap, alpha) for c in verdict.checks if not _settled(c, alpha))
 
 
 # ---------------------------------------------------------------- family-wise adjustment

@@ -376,7 +376,7 @@ def test_recovers_on_constructed_data() -> None:
     flat = recovers(BEFORE, full, Group(np.broadcast_to(BEFORE, (3, 80))), fraction=0.5)
     assert flat.outcome == "inconclusive" and flat.reason.startswith("reference gained nothing measurable")
     worse = recovers(BEFORE, full, Group(scores(5, P - 0.1, (3, 80))), fraction=0.5)
-    assert worse.outcome == "inconclusive" and worse.reason and worse.tests == ()  # more runs cannot help
+    assert worse.outcome == "inconclusive" and worse.reason and worse.checks == ()  # more runs cannot help
     one = recovers(BEFORE, most, Group(full.after[:1]), fraction=0.5)
     assert one.outcome == "inconclusive" and one.reason == UNKNOWN
 
@@ -437,10 +437,12 @@ def test_could_decide_projects_the_half_width_at_the_cap() -> None:
     def verdict(value: float, variance: float, runs: int = 2) -> Verdict:
         return decide(Estimate(value, (Component(variance, runs - 1, runs),), (runs,)), lower=0.0, threshold=0.0)
 
-    near = verdict(0.01, 0.01**2)  # interval +-0.127 now, +-0.027 at 8 runs: still straddles 0
-    far = verdict(0.05, 0.01**2)  # +-0.027 at 8 runs clears 0
-    assert near.outcome == far.outcome == "inconclusive"
-    assert not could_decide(near, cap=8, alpha=0.05) and could_decide(far, cap=8, alpha=0.05)
+    # se 0.01 from 2 runs: at 8 runs the half-width is 2.365 * 0.005 = 0.0118, and 6 new runs move the
+    # estimate by sd sqrt(1e-4 * 2 * 6) / 8 = 0.0043: conditional power 10% at 0.0118 - 1.2816 * 0.0043 = 0.0063
+    near, edge, far = verdict(0.006, 0.01**2), verdict(0.0066, 0.01**2), verdict(0.05, 0.01**2)
+    assert near.outcome == edge.outcome == far.outcome == "inconclusive"
+    assert not could_decide(near, cap=8, alpha=0.05)
+    assert could_decide(edge, cap=8, alpha=0.05) and could_decide(far, cap=8, alpha=0.05)
     assert not could_decide(verdict(0.5, 0.01**2, runs=8), cap=8, alpha=0.05)  # decided already
     unknown = decide(Estimate(0.0, (Component(math.nan, 0, 1),), (1,)), lower=0.0, threshold=0.0)
     assert could_decide(unknown, cap=8, alpha=0.05)  # more runs make the variance known
@@ -453,12 +455,13 @@ def test_sequential_stops_when_decided_futile_or_capped() -> None:
         after = scores(9, P + gain, (8, 80)) + shifts
         return lambda runs, alpha: gain_above(BEFORE, Group(after[:runs], Prior(0.02**2, 7)), alpha=alpha)
 
-    verdict, why = sequential(looks_at(0.3), [2, 4, 8])
-    assert verdict.outcome == "holds" and why == "decided at 2 runs"
-    verdict, why = sequential(looks_at(0.0), [2, 4, 8])
-    assert verdict.outcome == "inconclusive" and why == "stopped at 2 runs: 8 runs could not decide it"
-    verdict, why = sequential(looks_at(0.025), [2, 4, 8])
-    assert verdict.runs == (8,) or why.startswith("decided")
+    expected = {0.3: ("holds", "decided at 2 runs"), 0.06: ("holds", "decided at 4 runs"),
+                0.0: ("inconclusive", "stopped at 2 runs: 8 runs could not decide it"),
+                0.01: ("inconclusive", "stopped at 4 runs: 8 runs could not decide it"),
+                0.02: ("inconclusive", "undecided at the cap of 8 runs")}
+    for gain, (outcome, why) in expected.items():
+        verdict, stopped = sequential(looks_at(gain), [2, 4, 8])
+        assert (verdict.outcome, stopped) == (outcome, why), gain
 
 
 # ---------------------------------------------------------------- family-wise adjustment
