@@ -29,18 +29,19 @@ show it), its own variance alone with df ``S-1``. Pooling is the exact t-test wh
 runs vary as standard RL's do and gives power from 1-2 runs; never going below the group's own
 variance keeps it valid (conservative) then, and the F-guard falls back on the test that assumes
 nothing where a variant's runs vary more (random reward at a high learning rate). Measured
-(docs/statistics.md): with variant runs 5x as spread as standard RL's, false "holds" stay at the
-nominal 2.5% from 3 runs on; 2 runs cannot tell such a variant apart (5-6%), one run not at all.
-Switching to the own variance whenever it is larger (no F-test) cost 3-11 points of power and
-gained nothing at 3 or more runs. With one run and no prior the variance is unknown and the
-verdict inconclusive. A group that is the calibration runs themselves gets no prior (its variance
-would count twice).
+(scripts/power.py, docs/statistics.md): with variant runs 5x as spread as standard RL's, false
+"holds" stay at or below the nominal 2.5% from 3 runs on; at 2 runs they reach 2.5-5.6%, and one
+run cannot tell such a variant apart at all (11-30%). Switching to the own variance whenever it is
+the larger (no F-test) cost 1-7 points of power and did not lower those rates at 3 or more runs.
+With one run and no prior the variance is unknown and the verdict inconclusive. A group that is
+the calibration runs themselves gets no prior (its variance would count twice).
 
 Ratios ("A recovers f of B's gain") are decided on the contrast ``gain_A - f gain_B`` and shown
 with Fieller's interval (Fieller 1954) from the same components, the covariance of the two gains
 through the shared problems included; with the contrast's t quantile the two agree exactly.
-Sequential looks spend alpha by an O'Brien–Fleming-type function (Lan & DeMets 1983); family-wise
-views adjust the verdicts' p-values by Holm (1979) or Benjamini–Hochberg (1995).
+Sequential looks spend alpha by an O'Brien–Fleming-type function (Lan & DeMets 1983) and stop
+for futility by conditional power (Lan, Simon & Halperin 1982); family-wise views adjust the
+verdicts' p-values by Holm (1979) or Benjamini–Hochberg (1995).
 """
 
 from __future__ import annotations
