@@ -2,9 +2,9 @@
 
 Layer 0: numpy and harness.stats; randomness from an explicit ``numpy.random.Generator``.
 A problem's base pass@1 is ``p ~ Beta(a, b)``; the base model and every run are evaluated with
-``samples`` binomial draws per problem. A run of a group with true gain ``g`` and run sd ``sd`` draws
-its own change ``g + N(0, sd^2)`` and solves for the logit shift ``theta`` that gives exactly that change in mean
-pass@1 over the problem population; a problem's pass@1 after the run is
+``samples`` binomial draws per problem. A run of a group with true gain ``g`` and run sd ``sd``
+draws its own change ``g + N(0, sd^2)`` and solves for the logit shift ``theta`` that gives exactly
+that change in mean pass@1 over the problem population; a problem's pass@1 after the run is
 ``sigmoid(logit p + theta + zeta_p + eps_p)`` with ``zeta_p ~ N(0, problem_sd^2)`` per group (shared
 by its runs: which problems this variant helps) and ``eps_p ~ N(0, noise_sd^2)`` per run.
 The group's true gain over the problem population is therefore exactly ``g``.
@@ -99,6 +99,7 @@ def simulate(
 
 
 CALIBRATION_RUNS = 8  # standard-RL runs behind a pair's between-run prior
+STANDARD_GAIN = 0.05  # true pass@1 gain of standard RL: the reference's and the calibration runs'
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,7 @@ class Claim:
     verdict: Callable[[np.ndarray, list[Group], float], Verdict]  # (before, groups, alpha) -> Verdict
 
 
-def boundary_claims(reference_gain: float = 0.05, eps: float = 0.02) -> tuple[Claim, ...]:
+def boundary_claims(reference_gain: float = STANDARD_GAIN, eps: float = 0.02) -> tuple[Claim, ...]:
     """Claims whose true effect sits exactly on their threshold: every "holds" is a false one."""
     def recovery(f: float) -> Claim:
         return Claim(f"recovers {f:g}", (f * reference_gain, reference_gain),
@@ -137,13 +138,14 @@ def holds_rates(claim: Claim, *, world: World, run_sd: float, seeds: tuple[int, 
                 experiments: int, rng: np.random.Generator, spread: float = 1.0) -> Rates:
     """Simulate ``experiments`` pairs and judge ``claim`` at every seed count and sequentially.
 
-    The reference and the calibration runs vary with ``run_sd``, the variant with ``spread * run_sd``.
+    The reference and the calibration runs vary with ``run_sd``, the variant with ``spread * run_sd``;
+    the calibration runs gain as the reference does (``STANDARD_GAIN`` for a claim on one group).
     """
     most = max(*seeds, looks[-1])
     sds = (spread * run_sd, *(run_sd,) * (len(claim.gains) - 1))
-    before, (*groups, calibration) = simulate(
-        world, [*((g, most, sd) for g, sd in zip(claim.gains, sds, strict=True)),
-                (claim.gains[-1] if len(claim.gains) > 1 else 0.05, CALIBRATION_RUNS, run_sd)], rng, experiments)
+    standard = claim.gains[-1] if len(claim.gains) > 1 else STANDARD_GAIN
+    specs = [*((g, most, sd) for g, sd in zip(claim.gains, sds, strict=True)), (standard, CALIBRATION_RUNS, run_sd)]
+    before, (*groups, calibration) = simulate(world, specs, rng, experiments)
     fixed, sequential_holds, runs = np.zeros((2, len(seeds))), np.zeros(2), np.zeros(2)
     for e in range(experiments):
         for row, prior in enumerate((None, Prior.from_gains(run_gains(before[e], calibration[e])))):
