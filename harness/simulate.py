@@ -1,0 +1,159 @@
+"""Simulated RL experiments on one pair, for calibrating the verdict statistics (tests, scripts/power.py).
+
+Layer 0: numpy and harness.stats; randomness from an explicit ``numpy.random.Generator``.
+A problem's base pass@1 is ``p ~ Beta(a, b)``; the base model and every run are evaluated with
+``samples`` binomial draws per problem. A run of a group with true gain ``g`` and run sd ``sd``
+draws its own change ``g + N(0, sd^2)`` and solves for the logit shift ``theta`` that gives exactly
+that change in mean pass@1 over the problem population; a problem's pass@1 after the run is
+``sigmoid(logit p + theta + zeta_p + eps_p)`` with ``zeta_p ~ N(0, problem_sd^2)`` per group (shared
+by its runs: which problems this variant helps) and ``eps_p ~ N(0, noise_sd^2)`` per run.
+The group's true gain over the problem population is therefore exactly ``g``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from harness.stats import (
+    Group,
+    Prior,
+    Verdict,
+    gain_above,
+    not_worse,
+    recovers,
+    run_gains,
+    sequential,
+)
+
+_STEP = 0.02  # grid step of the logit integrals (the integrands vary on a scale of 1)
+_THETA = 8.0  # logit shifts considered: |theta| <= _THETA
+ALPHA = 0.05  # every verdict at 95%: one-sided 2.5% each way
+
+
+@dataclass(frozen=True)
+class World:
+    """Settings of the simulated pair: problems, samples per problem, base accuracies, per-problem spread."""
+
+    problems: int = 256
+    samples: int = 64
+    beta: tuple[float, float] = (0.8, 0.8)  # a, b of the base pass@1 distribution (mean a / (a + b))
+    problem_sd: float = 0.5  # sd (logits) of a group's per-problem change, shared by its runs
+    noise_sd: float = 0.3  # sd (logits) of a run's per-problem change
+
+    @property
+    def base_mean(self) -> float:
+        a, b = self.beta
+        return a / (a + b)
+
+
+@functools.cache
+def _population_curve(beta: tuple[float, float], sd: float) -> tuple[np.ndarray, np.ndarray]:
+    """(theta grid, mean pass@1 over the population after a logit shift theta): both ``(T,)``, increasing."""
+    a, b = beta
+    x = np.arange(-45.0, 45.0 + _STEP / 2, _STEP)  # logit p
+    log_density = a * x - (a + b) * np.logaddexp(0.0, x) + math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
+    weight = np.exp(log_density) * _STEP  # Beta(a, b) in logit space, trapezoid weights
+    nodes, node_weights = np.polynomial.hermite_e.hermegauss(60)  # E over N(0, sd^2)
+    shifts = np.round(np.arange(-_THETA, _THETA + _STEP / 2, _STEP) / _STEP).astype(int)
+    y = np.arange(x[0] + shifts[0] * _STEP, x[-1] + shifts[-1] * _STEP + _STEP / 2, _STEP)
+    smoothed = (1 / (1 + np.exp(-(y[:, None] + sd * nodes)))) @ node_weights / math.sqrt(2 * math.pi)
+    offset = np.arange(len(x))
+    curve = np.array([weight @ smoothed[offset + k - shifts[0]] for k in shifts])
+    return shifts * _STEP, curve / weight.sum()
+
+
+def _shifts(world: World, changes: np.ndarray) -> np.ndarray:
+    """Logit shifts giving each true change in mean pass@1 over the problem population: any shape -> same."""
+    theta, curve = _population_curve(world.beta, math.hypot(world.problem_sd, world.noise_sd))
+    target = world.base_mean + changes
+    if np.any(target <= curve[0]) or np.any(target >= curve[-1]):
+        raise ValueError(f"a change in pass@1 of {changes.min():.3g} to {changes.max():.3g} is out of reach")
+    return np.interp(target, curve, theta)
+
+
+def simulate(
+    world: World, groups: Sequence[tuple[float, int, float]], rng: np.random.Generator, experiments: int = 1
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Base scores ``(E, P)`` and, per group ``(true gain, runs, run sd)``, run scores ``(E, runs, P)``.
+
+    The run sd is that of a run's true change in mean pass@1 around its group's gain.
+    """
+    shape = (experiments, world.problems)
+    a, b = world.beta
+    p = np.clip(rng.beta(a, b, size=shape), 1e-12, 1 - 1e-12)
+    logit = np.log(p) - np.log1p(-p)
+    before = rng.binomial(world.samples, p) / world.samples
+    after = []
+    for gain, runs, run_sd in groups:
+        theta = _shifts(world, gain + run_sd * rng.standard_normal((experiments, runs)))
+        zeta = world.problem_sd * rng.standard_normal(shape)
+        eps = world.noise_sd * rng.standard_normal((experiments, runs, world.problems))
+        q = 1 / (1 + np.exp(-(logit[:, None, :] + theta[:, :, None] + zeta[:, None, :] + eps)))
+        after.append(rng.binomial(world.samples, q) / world.samples)
+    return before, after
+
+
+CALIBRATION_RUNS = 8  # standard-RL runs behind a pair's between-run prior
+STANDARD_GAIN = 0.05  # true pass@1 gain of standard RL: the reference's and the calibration runs'
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A claim on simulated groups: their true gains (variant first, then the reference) and its verdict."""
+
+    name: str
+    gains: tuple[float, ...]
+    verdict: Callable[[np.ndarray, list[Group], float], Verdict]  # (before, groups, alpha) -> Verdict
+
+
+def boundary_claims(reference_gain: float = STANDARD_GAIN, eps: float = 0.02) -> tuple[Claim, ...]:
+    """Claims whose true effect sits exactly on their threshold: every "holds" is a false one."""
+    def recovery(f: float) -> Claim:
+        return Claim(f"recovers {f:g}", (f * reference_gain, reference_gain),
+                     lambda b, g, a: recovers(b, g[0], g[1], fraction=f, alpha=a))
+
+    return (Claim("gain above 0", (0.0,), lambda b, g, a: gain_above(b, g[0], alpha=a)),
+            recovery(0.5), recovery(0.9),
+            Claim(f"not worse by {eps:g}", (reference_gain - eps, reference_gain),
+                  lambda b, g, a: not_worse(b, g[0], g[1], eps=eps, alpha=a)))
+
+
+@dataclass(frozen=True)
+class Rates:
+    """Shares of "holds" over simulated experiments, without (row 0) and with (row 1) a calibrated prior."""
+
+    seeds: tuple[int, ...]
+    looks: tuple[int, ...]
+    fixed: np.ndarray  # (2, len(seeds)): at each fixed number of runs per group
+    sequential: np.ndarray  # (2,): of the sequential procedure over the looks
+    runs: np.ndarray  # (2,): mean runs per group the sequential procedure used
+
+
+def holds_rates(claim: Claim, *, world: World, run_sd: float, seeds: tuple[int, ...], looks: tuple[int, ...],
+                experiments: int, rng: np.random.Generator, spread: float = 1.0) -> Rates:
+    """Simulate ``experiments`` pairs and judge ``claim`` at every seed count and sequentially.
+
+    The reference and the calibration runs vary with ``run_sd``, the variant with ``spread * run_sd``;
+    the calibration runs gain as the reference does (``STANDARD_GAIN`` for a claim on one group).
+    """
+    most = max(*seeds, looks[-1])
+    sds = (spread * run_sd, *(run_sd,) * (len(claim.gains) - 1))
+    standard = claim.gains[-1] if len(claim.gains) > 1 else STANDARD_GAIN
+    specs = [*((g, most, sd) for g, sd in zip(claim.gains, sds, strict=True)), (standard, CALIBRATION_RUNS, run_sd)]
+    before, (*groups, calibration) = simulate(world, specs, rng, experiments)
+    fixed, sequential_holds, runs = np.zeros((2, len(seeds))), np.zeros(2), np.zeros(2)
+    for e in range(experiments):
+        for row, prior in enumerate((None, Prior.from_gains(run_gains(before[e], calibration[e])))):
+            def verdict_at(s: int, alpha: float, e: int = e, prior: Prior | None = prior) -> Verdict:
+                return claim.verdict(before[e], [Group(g[e, :s], prior) for g in groups], alpha)
+
+            fixed[row] += [verdict_at(s, ALPHA).outcome == "holds" for s in seeds]
+            verdict, _ = sequential(verdict_at, looks, ALPHA)
+            sequential_holds[row] += verdict.outcome == "holds"
+            runs[row] += verdict.runs[0]
+    return Rates(seeds, looks, fixed / experiments, sequential_holds / experiments, runs / experiments)
