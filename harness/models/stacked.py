@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -174,9 +175,31 @@ def embed(arch: Architecture, params: dict[str, Tensor], ids: Tensor) -> Tensor:
     return torch.bmm(torch.nn.functional.one_hot(ids, arch.vocab).to(table.dtype), table)
 
 
+class SwiGLU(torch.autograd.Function):
+    """silu(gate) * up of the fused (..., 2I) projection; the backward writes both halves into one tensor
+    (what chunk's backward would concatenate), sparing a copy of the largest activation."""
+
+    @staticmethod
+    def forward(ctx: Any, gate_up: Tensor) -> Tensor:
+        gate, up = gate_up.chunk(2, dim=-1)
+        activated = torch.nn.functional.silu(gate)
+        ctx.save_for_backward(gate_up, activated)
+        return activated * up
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
+        gate_up, activated = ctx.saved_tensors
+        gate, up = gate_up.chunk(2, dim=-1)
+        out = torch.empty_like(gate_up)
+        d_gate, d_up = out.chunk(2, dim=-1)
+        torch.mul(grad, activated, out=d_up)
+        torch.ops.aten.silu_backward.grad_input(grad * up, gate, grad_input=d_gate)
+        return out
+
+
 def _mlp(params: dict[str, Tensor], i: int, x: Tensor, eps: float) -> Tensor:
-    gate, up = torch.bmm(rms_norm(x, params[f"{i}.ln2"], eps), params[f"{i}.wgu"]).chunk(2, dim=-1)
-    return x + torch.bmm(torch.nn.functional.silu(gate) * up, params[f"{i}.wdown"])
+    gate_up = torch.bmm(rms_norm(x, params[f"{i}.ln2"], eps), params[f"{i}.wgu"])
+    return x + torch.bmm(SwiGLU.apply(gate_up), params[f"{i}.wdown"])
 
 
 def forward(arch: Architecture, params: dict[str, Tensor], ids: Tensor, positions: Tensor, valid: Tensor,
@@ -185,7 +208,8 @@ def forward(arch: Architecture, params: dict[str, Tensor], ids: Tensor, position
 
     ``valid`` (R, N, T) marks real tokens (left prompt padding and completion padding are False): a
     query attends to the valid keys at or before it, and always to itself, so padding rows stay finite.
-    ``positions`` (R, N, T) are the rotary positions. With ``cache`` (a list to append to), each layer's
+    ``positions`` (R, N, T) are the rotary positions. The last layer computes queries, attention and MLP at
+    the kept positions only (keys and values at all). With ``cache`` (a list to append to), each layer's
     keys and values, shape (R*N, heads, T, d), are kept for sampling.
     """
     r, n, t = ids.shape
@@ -197,16 +221,18 @@ def forward(arch: Architecture, params: dict[str, Tensor], ids: Tensor, position
     bias = torch.zeros(allowed.shape, device=ids.device).masked_fill_(~allowed, float("-inf")).unsqueeze(1)
     for i in range(arch.layers):
         qkv = torch.baddbmm(params[f"{i}.bqkv"], rms_norm(x, params[f"{i}.ln1"], arch.rms_eps), params[f"{i}.wqkv"])
-        qkv = qkv.view(r * n, t, 3, heads, d)
-        qk = rotate(qkv[:, :, :2], cos, sin)  # (RN, T, 2, heads, d)
-        q, k, v = qk[:, :, 0].transpose(1, 2), qk[:, :, 1].transpose(1, 2), qkv[:, :, 2].transpose(1, 2)
+        qk, v = qkv.view(r * n, t, 3, heads, d).split([2, 1], dim=2)  # split: one concatenation backwards
+        q, k = rotate(qk, cos, sin).unbind(2)  # (RN, T, heads, d)
+        k, v = k.transpose(1, 2), v[:, :, 0].transpose(1, 2)
         if cache is not None:
             cache.append((k, v))  # (RN, heads, T, d)
-        attn = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        if i == arch.layers - 1:  # only the kept positions go on
+            q, bias, t = q[:, keep], bias[:, :, keep], len(range(t)[keep])
+            x = x.view(r, n, -1, x.shape[-1])[:, :, keep].reshape(r, n * t, -1)
+        attn = torch.nn.functional.scaled_dot_product_attention(q.transpose(1, 2), k, v, attn_mask=bias)
         x = x + torch.bmm(attn.transpose(1, 2).reshape(r, n * t, heads * d), params[f"{i}.wo"])
         x = _mlp(params, i, x, arch.rms_eps)
-    x = x.view(r, n, t, -1)[:, :, keep]
-    return rms_norm(x, params["norm"].unsqueeze(1), arch.rms_eps)
+    return rms_norm(x.view(r, n, t, -1), params["norm"].unsqueeze(1), arch.rms_eps)
 
 
 def logits(params: dict[str, Tensor], hidden: Tensor) -> Tensor:

@@ -214,16 +214,17 @@ def _top_p(scores: Tensor, top_p: float) -> Tensor:
 @torch.no_grad()
 def sample(arch: Architecture, params: dict[str, Tensor], prompt_ids: Tensor, prompt_valid: Tensor, noise: Tensor,
            *, eos_id: int, temperature: float, top_p: float, rotary: Rotary) -> Samples:
-    """Sample completions of prompts (R, N, P) (left-padded; ``prompt_valid`` marks real tokens) with a KV cache.
+    """Sample ``N / G`` completions of each of G prompts (R, G, P) (left-padded; ``prompt_valid`` marks real
+    tokens) with a KV cache; the prompts' keys and values are computed once and shared by their completions.
 
     ``noise`` (R, N, C, V) is uniform in [0, 1): the token at step t is the argmax of the tempered, top-p
-    filtered logits plus Gumbel(-log(-log u)), an exact draw from the sampling distribution. A run leaves
-    the batch once all its sequences have ended; the others go on with the same shapes.
+    filtered logits plus Gumbel(-log(-log u)), an exact draw from the sampling distribution. Runs whose
+    sequences have all ended leave the batch (once they are half of it); the others go on with the same shapes.
     """
-    r, n, p = prompt_ids.shape
-    length = noise.shape[2]
+    r, prompts, p = prompt_ids.shape
+    n, length = noise.shape[1], noise.shape[2]
+    repeat = n // prompts
     device = prompt_ids.device
-    prompt_lengths = prompt_valid.sum(-1)
     cache: list[tuple[Tensor, Tensor]] = []
     hidden = stacked.forward(arch, params, prompt_ids, (prompt_valid.cumsum(-1) - 1).clamp(min=0), prompt_valid,
                              rotary, keep=slice(p - 1, p), cache=cache)
@@ -231,12 +232,14 @@ def sample(arch: Architecture, params: dict[str, Tensor], prompt_ids: Tensor, pr
     for k, v in cache:
         buffer_k = k.new_zeros(r * n, arch.heads, p + length, arch.head_dim)
         buffer_v = buffer_k.clone()
-        buffer_k[:, :, :p], buffer_v[:, :, :p] = k, v
+        buffer_k[:, :, :p], buffer_v[:, :, :p] = k.repeat_interleave(repeat, 0), v.repeat_interleave(repeat, 0)
         keys.append(buffer_k)
         values.append(buffer_v)
+    prompt_valid = prompt_valid.repeat_interleave(repeat, 1)
+    prompt_lengths = prompt_valid.sum(-1)
     bias = torch.zeros(r * n, 1, 1, p + length, device=device)
     bias[..., :p].masked_fill_(~prompt_valid.reshape(r * n, 1, 1, p), float("-inf"))
-    step_logits = stacked.logits(params, hidden[:, :, 0])
+    step_logits = stacked.logits(params, hidden[:, :, 0]).repeat_interleave(repeat, 1)
     ids = torch.full((r, n, length), arch.pad_id, dtype=torch.int64, device=device)
     mask, logps = torch.zeros(r, n, length, device=device), torch.zeros(r, n, length, device=device)
     token_logp_sum, certainty_sum = torch.zeros(r, n, device=device), torch.zeros(r, n, device=device)
@@ -261,7 +264,7 @@ def sample(arch: Architecture, params: dict[str, Tensor], prompt_ids: Tensor, pr
         finished = done.all(dim=1)
         if t == length - 1 or bool(finished.all()):
             break
-        if bool(finished.any()):
+        if 2 * int(finished.sum()) >= len(active):  # drop ended runs once they are half the batch (copies cost)
             keep = (~finished).nonzero()[:, 0]
             active, done, token = active[keep], done[keep], token[keep]
             live = {k: v.index_select(0, active) for k, v in params.items()}
@@ -372,10 +375,10 @@ class Group:
         prompts_per_batch = recipe.prompts_per_step * recipe.steps_per_generation
         repeat = recipe.num_generations
         chunks = [run.next_chunk(prompts_per_batch) for run in self.runs]
-        index = torch.tensor(chunks, device=self.device).repeat_interleave(repeat, dim=1)  # (R, N)
+        index = torch.tensor(chunks, device=self.device)  # (R, G)
         prompt_ids = torch.stack([pool[i] for pool, i in zip(self.pool_ids, index, strict=True)])
         prompt_valid = torch.stack([pool[i] for pool, i in zip(self.pool_valid, index, strict=True)])
-        n = index.shape[1]
+        n = index.shape[1] * repeat
         noise = torch.stack([torch.rand(n, recipe.max_completion_length, self.arch.vocab, generator=run.noise,
                                         device=self.device) for run in self.runs])
         detached = {k: v.detach() for k, v in self.params.items()}
@@ -392,7 +395,8 @@ class Group:
                    "completions/mean_length": samples.lengths.float().mean(dim=1)}
         values = {k: v.tolist() for k, v in per_run.items()}
         metrics = [{k: values[k][r] for k in per_run} for r in range(len(self.runs))]
-        return Rollout(prompt_ids=prompt_ids, prompt_valid=prompt_valid, samples=samples, advantages=advantages,
+        return Rollout(prompt_ids=prompt_ids.repeat_interleave(repeat, 1),
+                       prompt_valid=prompt_valid.repeat_interleave(repeat, 1), samples=samples, advantages=advantages,
                        normalizer=normalizer, order=order, metrics=metrics)
 
     def _rewards(self, chunks: list[list[int]], samples: Samples) -> Tensor:
