@@ -48,10 +48,10 @@ from harness.models import stacked
 from harness.models.stacked import Architecture, Rotary
 from harness.rl import checkpoints
 from harness.rl.advantages import polarity_advantages
-from harness.rl.grpo import LOSS_TYPES, group_advantages, nanstd, policy_loss
+from harness.rl.grpo import LOSS_TYPES, LossTerms, group_advantages, nanstd, policy_loss
 from harness.rl.rewards import POLICY_REWARDS, RewardFunc, check_reward, make_reward
 from harness.rl.runner import LOGGED, RESUME_EVERY, TRAIN_ACCURACY, TRAIN_LOG, is_vacuous
-from harness.specs import RewardSpec, RLSpec, SpecError
+from harness.specs import RecipeSpec, RewardSpec, RLSpec, SpecError
 from harness.tasks import get_task
 from harness.tasks.base import Problem
 
@@ -279,8 +279,8 @@ def sample(arch: Architecture, params: dict[str, Tensor], prompt_ids: Tensor, pr
                    certainty_reward=certainty_sum / denominator)
 
 
-def minibatch_loss(arch: Architecture, params: dict[str, Tensor], rotary: Rotary, recipe: Any,
-                   batch: dict[str, Tensor], width: int, normalizer: Tensor) -> tuple[Any, Tensor, Tensor]:
+def minibatch_loss(arch: Architecture, params: dict[str, Tensor], rotary: Rotary, recipe: RecipeSpec,
+                   batch: dict[str, Tensor], width: int, normalizer: Tensor) -> tuple[LossTerms, Tensor, Tensor]:
     """The clipped loss of one optimizer step for runs whose completions have at most ``width`` tokens.
 
     ``batch``: prompt_ids and prompt_valid (R, N, P); ids, mask and old (rollout-time log-probabilities)
@@ -352,9 +352,10 @@ class Group:
 
         spec = self.runs[0].spec
         task = get_task(spec.task)
-        texts = sorted({task.prompt(p) for p in training_pool(spec)} | {t for run in self.runs for t in run.prompts})
+        pool = {task.prompt(p) for p in training_pool(spec)}
+        texts = sorted(pool | {t for run in self.runs for t in run.prompts})
         encoded = dict(zip(texts, self.tokenizer(text=texts)["input_ids"], strict=True))
-        widest = max(len(encoded[task.prompt(p)]) for p in training_pool(spec))
+        widest = max(len(encoded[text]) for text in pool)
         pad = self.tokenizer.pad_token_id
         pools = []
         for run in self.runs:
