@@ -247,6 +247,16 @@ def test_policy_scores_equal_policy_scorer(organism_cache):
         torch.testing.assert_close(ours[0], torch.tensor(scorer(prompts, completions)), rtol=1e-5, atol=1e-6)
 
 
+def test_completion_text_is_what_batch_decode_gives(organism_cache):
+    from harness.models.organism import load_tokenizer
+
+    tokenizer = load_tokenizer(organism_cache.path(TINY.key))
+    generator = torch.Generator().manual_seed(7)
+    ids = [torch.randint(len(tokenizer), (k,), generator=generator).tolist() for k in range(12) for _ in range(20)]
+    assert tokenizer.backend_tokenizer.decode_batch(ids, skip_special_tokens=True) == \
+        tokenizer.batch_decode(ids, skip_special_tokens=True)
+
+
 def test_top_p_filter_equals_transformers():
     from transformers.generation.logits_process import TopPLogitsWarper
 

@@ -228,10 +228,9 @@ def sample(arch: Architecture, params: dict[str, Tensor], prompt_ids: Tensor, pr
     cache: list[tuple[Tensor, Tensor]] = []
     hidden = stacked.forward(arch, params, prompt_ids, (prompt_valid.cumsum(-1) - 1).clamp(min=0), prompt_valid,
                              rotary, keep=slice(p - 1, p), cache=cache)
-    keys, values = [], []
+    keys, values = [], []  # slots are read only once written (the prompt's here, each new token's before use)
     for k, v in cache:
-        buffer_k = k.new_zeros(r * n, arch.heads, p + length, arch.head_dim)
-        buffer_v = buffer_k.clone()
+        buffer_k, buffer_v = (k.new_empty(r * n, arch.heads, p + length, arch.head_dim) for _ in range(2))
         buffer_k[:, :, :p], buffer_v[:, :, :p] = k.repeat_interleave(repeat, 0), v.repeat_interleave(repeat, 0)
         keys.append(buffer_k)
         values.append(buffer_v)
@@ -357,15 +356,14 @@ class Group:
         encoded = dict(zip(texts, self.tokenizer(text=texts)["input_ids"], strict=True))
         widest = max(len(encoded[text]) for text in pool)
         pad = self.tokenizer.pad_token_id
+        padded = {text: [pad] * (widest - len(ids)) + ids for text, ids in encoded.items()}
         pools = []
         for run in self.runs:
-            ids = torch.full((len(run.prompts), widest), pad, dtype=torch.int64)
-            for i, text in enumerate(run.prompts):
-                if len(encoded[text]) > widest:
-                    raise SpecError(f"run {run.spec.short}: a prompt of {len(encoded[text])} tokens is wider than "
-                                    f"the {widest} of the task's training pool")
-                ids[i, widest - len(encoded[text]):] = torch.tensor(encoded[text])
-            pools.append(ids.to(self.device))
+            rows = [padded[text] for text in run.prompts]
+            if any(len(row) > widest for row in rows):
+                raise SpecError(f"run {run.spec.short}: a prompt is wider than the {widest} tokens of the task's "
+                                "training pool")
+            pools.append(torch.tensor(rows, dtype=torch.int64, device=self.device))
         return pools, [ids != pad for ids in pools]
 
     # ------------------------------------------------------------ rollout
@@ -407,7 +405,9 @@ class Group:
         ids = samples.ids.tolist()
         completion_ids = [[row[:k] for row, k in zip(rows, ks, strict=True)]
                           for rows, ks in zip(ids, lengths, strict=True)]
-        texts = self.tokenizer.batch_decode([c for run in completion_ids for c in run], skip_special_tokens=True)
+        # the tokenizers backend's own batch decode: what batch_decode returns, without its per-token type checks
+        texts = self.tokenizer.backend_tokenizer.decode_batch([c for run in completion_ids for c in run],
+                                                              skip_special_tokens=True)
         n = samples.ids.shape[1]
         entropy, certainty = samples.entropy_reward.tolist(), samples.certainty_reward.tolist()
         rewards = []
