@@ -246,18 +246,24 @@ def table(results: dict) -> str:
 
 
 def floor_rows(fl: dict, rl: dict) -> list[tuple[str, ...]]:
-    """Rows of the RL floor: step costs as multiples of the floor, batched vs TRL throughput, RSS, CUDA."""
-    floor_s, one, eight = fl["floor_s"], fl["batched_1"], fl["batched_8"]
-    per_run_8 = eight["s_per_step"] / 8
+    """Rows of the RL floor: step costs as multiples of the floor, batched vs TRL throughput, RSS, CUDA.
+
+    Multiples are by wall clock and, for the batched engine, by CPU time against the floor at the CPU-time
+    matmul speed too; the target is judged on CPU time, which other processes on a shared machine disturb less.
+    """
+    floor_s, floor_cpu, one, eight = fl["floor_s"], fl["floor_cpu_s"], fl["batched_1"], fl["batched_8"]
+    per_run_8, per_run_8_cpu = eight["s_per_step"] / 8, eight["cpu_s_per_step"] / 8
     rows = [
         (f"RL step floor (ms): {fl['step_gflop']:.2f} GFLOP ({fl['prompt_tokens']:.1f}+{fl['completion_tokens']:.1f} "
-         f"tokens/sequence) at {fl['gflops_wall']:.0f} GFLOP/s", f"{floor_s * 1000:.1f}", "", "", ""),
+         f"tokens/sequence) at {fl['gflops_wall']:.0f} GFLOP/s wall, {fl['gflops_cpu']:.0f} by CPU time",
+         f"{floor_s * 1000:.1f}", f"{floor_cpu * 1000:.1f} (CPU)", "", ""),
         ("RL step vs floor: TRL path, s/step", f"{rl['harness_s_per_step']:.3f}", "",
          f"{rl['harness_s_per_step'] / floor_s:.1f}x floor", ""),
-        ("RL step vs floor: batched, 1 run, s/step", f"{one['s_per_step']:.3f}", "",
-         f"{one['s_per_step'] / floor_s:.1f}x floor", ""),
-        ("RL step vs floor: batched, 8 runs, s/run-step", f"{per_run_8:.3f}", "", f"{per_run_8 / floor_s:.2f}x floor",
-         "<= 1.5x floor: " + verdict(per_run_8 <= 1.5 * floor_s)),
+        ("RL step vs floor: batched, 1 run, s/step", f"{one['s_per_step']:.3f}", f"{one['cpu_s_per_step']:.3f} (CPU)",
+         f"{one['s_per_step'] / floor_s:.2f}x floor, {one['cpu_s_per_step'] / floor_cpu:.2f}x by CPU", ""),
+        ("RL step vs floor: batched, 8 runs, s/run-step", f"{per_run_8:.3f}", f"{per_run_8_cpu:.3f} (CPU)",
+         f"{per_run_8 / floor_s:.2f}x floor, {per_run_8_cpu / floor_cpu:.2f}x by CPU",
+         "<= 1.5x floor (CPU): " + verdict(per_run_8_cpu <= 1.5 * floor_cpu)),
         ("RL per-run throughput, batched 8 vs TRL (run-steps/s)", f"{1 / per_run_8:.1f}",
          f"{1 / rl['harness_s_per_step']:.1f}", f"{rl['harness_s_per_step'] / per_run_8:.2f}x",
          ">= 2x: " + verdict(rl["harness_s_per_step"] / per_run_8 >= 2)),
@@ -272,8 +278,8 @@ def floor_rows(fl: dict, rl: dict) -> list[tuple[str, ...]]:
         per_run = int(runs) / m["s_per_step"]
         ratio = per_run * per_run_8
         target = ">= 50x CPU per run: " + verdict(ratio >= 50) if int(runs) >= 64 else ""
-        rows.append((f"RL batched on CUDA, {runs} runs: steps/s (run-steps/s)", f"{1 / m['s_per_step']:.1f} "
-                     f"({per_run:.0f})", f"{1 / per_run_8:.1f}", f"{ratio:.1f}x", target))
+        rows.append((f"RL batched on CUDA, {runs} runs: steps/s (run-steps/s) vs CPU batched 8 run-steps/s",
+                     f"{1 / m['s_per_step']:.1f} ({per_run:.0f})", f"{1 / per_run_8:.1f}", f"{ratio:.1f}x", target))
     return rows
 
 
