@@ -20,8 +20,10 @@ touches has a shape fixed by the run's own data (prompts left-padded to the wide
 training pool, completions padded to the longest completion of the run's own mini-batch, runs grouped by
 that width for the update); its sampling noise is drawn from its own generator in a fixed shape (Gumbel-max
 over the full ``max_completion_length``), whatever the others do; the batched kernels compute each run's
-slice alone. Decoding stops when every sequence of the batch has ended; tokens after a run's own end are
-discarded. tests/test_batched.py checks a run alone and inside a batch of 8 give bitwise-identical weights.
+slice alone. A run stops decoding when all its own sequences have ended (whatever is computed for it after
+that is discarded). tests/test_batched.py checks that a run alone and inside a batch of 8 give bitwise-identical
+weights, logs and training accuracy. (torch's fused CPU AdamW misreads strided gradients: they are made
+contiguous first; without that, the tied head's transposed gradient broke this equality.)
 
 Resume is exact: at rollout-batch boundaries, every ``checkpoint_every`` steps (default as the TRL runner),
 each run saves weights, AdamW moments and step, generator states, data order and log (harness/rl/checkpoints.py);
