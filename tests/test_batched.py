@@ -238,13 +238,17 @@ def test_policy_scores_equal_policy_scorer(organism_cache):
     prompt_ids, prompt_valid = group.pool_ids[0][chunk][None], group.pool_valid[0][chunk][None]
     noise = torch.rand(1, 8, RECIPE.max_completion_length, group.arch.vocab, generator=torch.Generator().manual_seed(5))
     samples = batched.sample(group.arch, {k: v.detach() for k, v in group.params.items()}, prompt_ids, prompt_valid,
-                             noise, eos_id=group.eos_id, temperature=1.0, top_p=1.0, rotary=group.rotary)
+                             noise, eos_id=group.eos_id, temperature=1.0, top_p=1.0, rotary=group.rotary,
+                             distributions=True)
     completions = [row[:k] for row, k in zip(samples.ids[0].tolist(), samples.lengths[0].tolist(), strict=True)]
     prompts = [run.prompts[i] for i in chunk]
-    for kind, ours in (("entropy", samples.entropy_reward), ("self_certainty", samples.certainty_reward)):
-        scorer = PolicyScorer(kind, load_tokenizer(entry))
-        scorer.model = AutoModelForCausalLM.from_pretrained(entry).eval()
-        torch.testing.assert_close(ours[0], torch.tensor(scorer(prompts, completions)), rtol=1e-5, atol=1e-6)
+    run.policy.current = samples.distributions[0]
+    scorer = PolicyScorer(load_tokenizer(entry))
+    scorer.model = AutoModelForCausalLM.from_pretrained(entry).eval()
+    for ours, theirs in zip(run.policy.log_probs(prompts, completions), scorer.log_probs(prompts, completions),
+                            strict=True):
+        if len(theirs):
+            torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
 
 
 def test_completion_text_is_what_batch_decode_gives(organism_cache):

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import shutil
 import time
 from collections.abc import Sequence
@@ -48,10 +47,11 @@ from torch import Tensor
 
 from harness.models import stacked
 from harness.models.stacked import Architecture, Rotary
+from harness.registry import get_reward
 from harness.rl import checkpoints
 from harness.rl.advantages import polarity_advantages
 from harness.rl.grpo import LOSS_TYPES, LossTerms, group_advantages, nanstd, policy_loss
-from harness.rl.rewards import POLICY_REWARDS, RewardFunc, check_reward, make_reward
+from harness.rl.rewards import RewardFunc, check_reward, make_reward
 from harness.rl.runner import LOGGED, RESUME_EVERY, TRAIN_ACCURACY, TRAIN_LOG, is_vacuous
 from harness.specs import RecipeSpec, RewardSpec, RLSpec, SpecError
 from harness.tasks import get_task
@@ -108,15 +108,17 @@ def check(specs: Sequence[RLSpec]) -> None:
 # ---------------------------------------------------------------- one run's own state
 
 
-class PolicyScores:
-    """The policy-scored reward's scorer: hands over the scores the sampling pass computed for this batch."""
+class RolloutPolicy:
+    """The policy as a reward that needs it sees it (harness.rl.rewards.Policy): the log-probabilities the
+    sampling pass computed for this rollout batch (the same policy, so the same values as a second pass)."""
 
     def __init__(self) -> None:
-        self.values: list[float] = []
+        self.current: Tensor | None = None  # (N, C, V) log-softmax at temperature 1, set before each reward call
 
-    def __call__(self, prompts: list[Any], completion_ids: list[list[int]]) -> list[float]:
-        assert len(self.values) == len(completion_ids), "scores are set for each rollout batch before the reward"
-        return self.values
+    def log_probs(self, prompts: list[Any], completion_ids: list[list[int]]) -> list[Tensor]:
+        assert self.current is not None and len(self.current) == len(completion_ids), \
+            "the sampling pass sets the rollout's log-probabilities before the reward runs"
+        return [self.current[i, :len(c)] for i, c in enumerate(completion_ids)]
 
 
 def _seed(purpose: str, seed: int) -> int:
@@ -150,7 +152,7 @@ class Run:
     prompts: list[str]
     reward: RewardFunc
     truth: RewardFunc
-    scores: PolicyScores | None
+    policy: RolloutPolicy | None
     data: torch.Generator
     noise: torch.Generator
     permutation: Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.int64))
@@ -180,10 +182,10 @@ def _run(spec: RLSpec, out: Path, work: Path, problems: list[Problem], device: t
     if not all(isinstance(p, str) for p in prompts):
         raise SpecError(f"task {spec.task.name}: the batched engine needs bare text prompts (organisms), "
                         "not chat messages")
-    scores = PolicyScores() if spec.reward.name in POLICY_REWARDS else None
+    policy = RolloutPolicy() if get_reward(spec.reward.name).needs_policy else None
     return Run(spec=spec, out=out, work=work, problems=list(problems), prompts=prompts,
-               reward=make_reward(spec.reward, task, seed=spec.seed, scorer=scores),
-               truth=make_reward(RewardSpec(), task, seed=spec.seed), scores=scores,
+               reward=make_reward(spec.reward, task, seed=spec.seed, policy=policy),
+               truth=make_reward(RewardSpec(), task, seed=spec.seed), policy=policy,
                data=torch.Generator().manual_seed(_seed("data", spec.seed)),
                noise=torch.Generator(device=device).manual_seed(_seed("noise", spec.seed)))
 
@@ -194,15 +196,14 @@ def _run(spec: RLSpec, out: Path, work: Path, problems: list[Problem], device: t
 @dataclass
 class Samples:
     """Completions of R runs x N prompts: ids (R, N, C) padded after the end, mask (R, N, C), lengths (R, N),
-    rollout-time log-probabilities (R, N, C) at the sampling temperature, and the policy-scored rewards (R, N):
-    mean token log-probability and mean KL(uniform || policy), both at temperature 1 as PolicyScorer computes them."""
+    rollout-time log-probabilities (R, N, C) at the sampling temperature, and, when asked for, the full
+    log-softmax at temperature 1 at each step (R, N, C, V), as PolicyScorer computes it for the policy rewards."""
 
     ids: Tensor
     mask: Tensor
     lengths: Tensor
     logps: Tensor
-    entropy_reward: Tensor
-    certainty_reward: Tensor
+    distributions: Tensor | None
 
 
 def _top_p(scores: Tensor, top_p: float) -> Tensor:
@@ -215,7 +216,8 @@ def _top_p(scores: Tensor, top_p: float) -> Tensor:
 
 @torch.no_grad()
 def sample(arch: Architecture, params: dict[str, Tensor], prompt_ids: Tensor, prompt_valid: Tensor, noise: Tensor,
-           *, eos_id: int, temperature: float, top_p: float, rotary: Rotary) -> Samples:
+           *, eos_id: int, temperature: float, top_p: float, rotary: Rotary,
+           distributions: bool = False) -> Samples:
     """Sample ``N / G`` completions of each of G prompts (R, G, P) (left-padded; ``prompt_valid`` marks real
     tokens) with a KV cache; the prompts' keys and values are computed once and shared by their completions.
 
@@ -243,11 +245,10 @@ def sample(arch: Architecture, params: dict[str, Tensor], prompt_ids: Tensor, pr
     step_logits = stacked.logits(params, hidden[:, :, 0]).repeat_interleave(repeat, 1)
     ids = torch.full((r, n, length), arch.pad_id, dtype=torch.int64, device=device)
     mask, logps = torch.zeros(r, n, length, device=device), torch.zeros(r, n, length, device=device)
-    token_logp_sum, certainty_sum = torch.zeros(r, n, device=device), torch.zeros(r, n, device=device)
+    dists = torch.zeros(r, n, length, arch.vocab, device=device) if distributions else None
     active = torch.arange(r, device=device)  # the runs still decoding
     live = params
     done = torch.zeros(r, n, dtype=torch.bool, device=device)
-    log_vocab = math.log(arch.vocab)
     for t in range(length):
         scaled = step_logits / temperature if temperature != 1 else step_logits
         logp = torch.log_softmax(scaled, dim=-1)
@@ -259,8 +260,8 @@ def sample(arch: Architecture, params: dict[str, Tensor], prompt_ids: Tensor, pr
         ids[active, :, t] = token
         mask[active, :, t] = going
         logps[active, :, t] = logp.gather(-1, token[..., None])[..., 0] * going
-        token_logp_sum[active] += raw.gather(-1, token[..., None])[..., 0] * going
-        certainty_sum[active] += (-log_vocab - raw.mean(dim=-1)) * going
+        if dists is not None:
+            dists[active, :, t] = raw
         done |= token == eos_id
         finished = done.all(dim=1)
         if t == length - 1 or bool(finished.all()):
@@ -274,10 +275,7 @@ def sample(arch: Architecture, params: dict[str, Tensor], prompt_ids: Tensor, pr
             bias = bias.index_select(0, rows)
         step_logits = stacked.decode_step(arch, live, token, prompt_lengths[active] + t, rotary, keys, values, p + t,
                                           bias)
-    lengths = mask.sum(-1).long()
-    denominator = lengths.clamp(min=1).float()
-    return Samples(ids=ids, mask=mask, lengths=lengths, logps=logps, entropy_reward=token_logp_sum / denominator,
-                   certainty_reward=certainty_sum / denominator)
+    return Samples(ids=ids, mask=mask, lengths=mask.sum(-1).long(), logps=logps, distributions=dists)
 
 
 def minibatch_loss(arch: Architecture, params: dict[str, Tensor], rotary: Rotary, recipe: RecipeSpec,
@@ -384,7 +382,8 @@ class Group:
                                         device=self.device) for run in self.runs])
         detached = {k: v.detach() for k, v in self.params.items()}
         samples = sample(self.arch, detached, prompt_ids, prompt_valid, noise, eos_id=self.eos_id,
-                         temperature=recipe.temperature, top_p=recipe.top_p, rotary=self.rotary)
+                         temperature=recipe.temperature, top_p=recipe.top_p, rotary=self.rotary,
+                         distributions=any(run.policy is not None for run in self.runs))
         rewards = self._rewards(chunks, samples)
         standard, std_zero = group_advantages(rewards, repeat, recipe.scale_rewards)
         advantages = torch.stack([polarity_advantages(run.spec.polarity, rewards[r], standard[r])
@@ -411,14 +410,13 @@ class Group:
         texts = self.tokenizer.backend_tokenizer.decode_batch([c for run in completion_ids for c in run],
                                                               skip_special_tokens=True)
         n = samples.ids.shape[1]
-        entropy, certainty = samples.entropy_reward.tolist(), samples.certainty_reward.tolist()
         rewards = []
         for r, run in enumerate(self.runs):
             columns = {**run.columns(chunks[r], repeat), "completion_ids": completion_ids[r]}
             prompts = [run.prompts[i] for i in chunks[r] for _ in range(repeat)]
             completions = texts[r * n:(r + 1) * n]
-            if run.scores is not None:
-                run.scores.values = entropy[r] if run.spec.reward.name == "entropy" else certainty[r]
+            if run.policy is not None:
+                run.policy.current = samples.distributions[r]
             rewards.append([float("nan") if v is None else v for v in run.reward(prompts, completions, **columns)])
             groups: dict[str, list[float]] = {}
             for uid, correct in zip(columns["uid"], run.truth(prompts, completions, **columns), strict=True):
