@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from harness.cache import Cache
+from harness.cache import Cache, JobError
 from harness.specs import SpecError
 
 
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except SpecError as exc:
+    except (SpecError, JobError) as exc:
         print(f"python -m harness {args.command}: {exc}", file=sys.stderr)
         return 2
 
