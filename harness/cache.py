@@ -19,10 +19,10 @@ import fcntl
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import socket
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -218,12 +218,13 @@ class Cache:
         tmp_root = self.root / "tmp"
         try:
             tmp_root.mkdir(parents=True, exist_ok=True)
-            work = Path(tempfile.mkdtemp(prefix=f"{spec.key[:16]}.{owner_tag()}.", dir=tmp_root))
+            work = _fresh_dir(tmp_root, f"{spec.key[:16]}.{owner_tag()}")
         except OSError as exc:
             raise self.writable_error(exc, f"cannot compute {what}") from None
         try:
             started = time.time()
             extra = compute(work) or {}
+            _share(work)
             files = sorted(p for p in work.rglob("*") if p.is_file())
             manifest = {
                 "key": spec.key,
@@ -299,6 +300,37 @@ class Cache:
         except OSError as exc:
             return f"unreadable file: {exc}"
         return None
+
+
+def umask() -> int:
+    """The process's umask, read without changing it where Linux shows it."""
+    with suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _share(directory: Path) -> None:
+    """Give an entry's files the umask's permissions: some writers (safetensors) make them private to their
+    owner, and a cache shared between users must be readable by them."""
+    mask = umask()
+    for path in directory.rglob("*"):
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)
+
+
+def _fresh_dir(parent: Path, prefix: str) -> Path:
+    """A new directory ``<prefix>.<random>`` with the umask's permissions (``mkdtemp`` would make it private
+    to its owner, and the published entry unreadable by others sharing the cache)."""
+    while True:
+        path = parent / f"{prefix}.{secrets.token_hex(4)}"
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
 
 
 def _try_lock(handle: IO[str]) -> bool:
