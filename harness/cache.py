@@ -178,7 +178,7 @@ class Cache:
         path = self._lock_path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            handle = path.open("a+")
+            handle = path.open("a+b", buffering=0)  # unbuffered: a failed holder record leaves nothing to flush
         except OSError as exc:
             raise self.writable_error(exc, f"cannot take the lock of {what or key}") from None
         with handle:
@@ -333,7 +333,7 @@ def _fresh_dir(parent: Path, prefix: str) -> Path:
         return path
 
 
-def _try_lock(handle: IO[str]) -> bool:
+def _try_lock(handle: IO[bytes]) -> bool:
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -341,14 +341,13 @@ def _try_lock(handle: IO[str]) -> bool:
     return True
 
 
-def _write_holder(handle: IO[str], what: str) -> None:
+def _write_holder(handle: IO[bytes], what: str) -> None:
     """Record who holds the lock (best effort: a full disk must not stop the job from running)."""
     pid, _, host = owner_tag().partition("@")
     record = {"pid": int(pid), "host": host, "since": time.time(), "what": what}
     with suppress(OSError):
         handle.truncate(0)
-        handle.write(json.dumps(record) + "\n")
-        handle.flush()
+        handle.write((json.dumps(record) + "\n").encode())
 
 
 def holder(path: Path) -> str:
@@ -363,7 +362,7 @@ def holder(path: Path) -> str:
         return "a process that has not recorded itself (an older harness, or one starting up)"
 
 
-def _wait_for_lock(handle: IO[str], path: Path, what: str) -> None:
+def _wait_for_lock(handle: IO[bytes], path: Path, what: str) -> None:
     """Block until the lock is ours, naming its holder after LOCK_NOTICE seconds and now and then after."""
     started = time.monotonic()
     notice = LOCK_NOTICE

@@ -166,6 +166,18 @@ def small_fs(tmp_path: Path) -> Iterator[Callable[[int], Path]]:
         run_quiet("umount", "-l", str(point))
 
 
+def fill(path: Path) -> None:
+    """Write ``path`` until its filesystem is full."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, b"x" * 4096)
+    except OSError as exc:
+        assert exc.errno == 28, exc
+    finally:
+        os.close(fd)
+
+
 def resize(point: Path, size_kb: int) -> None:
     assert run_quiet("mount", "-o", f"remount,size={size_kb}k", str(point)), f"cannot resize {point}"
 
@@ -422,10 +434,7 @@ def test_full_disk_during_evaluation_then_rerun_equals_uninterrupted(small_fs: C
     cache = Cache(root / "cache")
     copy_entry(EVAL.model, organisms, cache)
     filler = root / "filler"
-    with filler.open("wb") as f, pytest.raises(OSError):
-        while True:
-            f.write(b"x" * 4096)
-            f.flush()
+    fill(filler)
     line = fails_in_one_line(lambda: materialize(EVAL, cache))
     assert ENOSPC_TEXT in line and "eval job" in line
     assert in_use(cache.root) == []
