@@ -8,7 +8,8 @@ Loading a valid entry takes no lock and writes nothing, so a complete cache can 
 A per-key ``fcntl.flock`` makes concurrent processes compute a job once; the holder writes its pid,
 host and start time into the lock file, and a waiter names it after a few seconds. The kernel
 releases the lock of a killed process, so stale locks recover by themselves. An entry whose
-checksums fail is moved to ``<root>/corrupt/`` with a warning and computed again. Filesystem
+checksums fail is moved to ``<root>/corrupt/`` with a warning and computed again. A job that resumes
+after a kill keeps its checkpoints in ``<root>/work/<key>/``, removed once the entry is published. Filesystem
 trouble (no space, a read-only cache) ends the job with one ``JobError`` line. Nothing is pickled.
 """
 
@@ -121,6 +122,11 @@ class Cache:
 
     def path(self, key: str) -> Path:
         return self.root / key[:2] / key
+
+    def work_dir(self, key: str) -> Path:
+        """Where the job of ``key`` keeps what outlives a kill (resume checkpoints, logs); the cache removes it
+        once the entry is published, so a kill at any point before leaves it to resume from."""
+        return self.root / "work" / key
 
     def _lock_path(self, key: str) -> Path:
         return self.root / "locks" / f"{key}.lock"
@@ -239,13 +245,14 @@ class Cache:
             final = self.path(spec.key)
             final.parent.mkdir(parents=True, exist_ok=True)
             os.rename(work, final)
-            return final
         except BaseException as exc:
             shutil.rmtree(work, ignore_errors=True)
             if isinstance(exc, Exception) and not isinstance(exc, JobError) and out_of_space(exc):
                 err = os_error(exc) or OSError(errno.ENOSPC, str(exc).splitlines()[0] if str(exc) else "no space")
                 raise self.writable_error(err, f"{what} failed") from None
             raise
+        shutil.rmtree(self.work_dir(spec.key), ignore_errors=True)
+        return final
 
     def _valid_entry(self, key: str, *, locked: bool = False) -> Path | None:
         """The entry of ``key`` if present and intact; a corrupt one is set aside under the key's lock

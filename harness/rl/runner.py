@@ -4,7 +4,7 @@ Writes the trained model (Hugging Face layout), ``train_log.json`` (one row per 
 fraction of zero-variance groups, entropy, grad norm, clip ratio, wall time) and
 ``train_accuracy.json`` (per problem, its group accuracy each time it was drawn, for one-shot
 selection by historical variance). A killed run resumes from its last whole checkpoint, kept in
-``<cache>/work/<key>/`` until the entry is published, and ends as if never interrupted: checkpoints
+``cache.work_dir(key)`` until the entry is published, and ends as if never interrupted: checkpoints
 fall on rollout-batch boundaries and carry every generator's state (harness/rl/trainer.py). A torn
 log line is dropped; a checkpoint cut short or with damaged weights is discarded, and the run
 resumes from an earlier one or starts again.
@@ -254,7 +254,7 @@ def train(spec: RLSpec, out: Path, cache: Cache) -> dict:
         model = get_peft_model(model, LoraConfig(r=spec.recipe.lora_r, lora_alpha=2 * spec.recipe.lora_r,
                                                  target_modules="all-linear", task_type="CAUSAL_LM"))
 
-    work = cache.root / "work" / spec.key
+    work = cache.work_dir(spec.key)
     work.mkdir(parents=True, exist_ok=True)
     resume = _resume_point(spec, work)
     resumed_step = _step(resume) if resume else 0
@@ -312,7 +312,6 @@ def train(spec: RLSpec, out: Path, cache: Cache) -> dict:
             for name in ("model.safetensors", "config.json", "adapter_model.safetensors", "adapter_config.json"):
                 if (checkpoint / name).exists():
                     shutil.copy(checkpoint / name, trained_dir / name)
-    shutil.rmtree(work, ignore_errors=True)
     return {"resumed_from_step": resumed_step, "vacuous": is_vacuous(rows)}
 
 
