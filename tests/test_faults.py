@@ -324,15 +324,17 @@ def resume_damaged(tmp: Path, rl_cache: Cache, snapshot: Path, damage: Callable[
 # ---------------------------------------------------------------- kill: SIGKILL at random points, then rerun
 
 
-def kill_at_random_point(spec, cache: Cache, seed: int, duration: float) -> None:
-    """Start ``spec`` in a process and SIGKILL it a seeded random time into its computation."""
-    delay = random.Random(seed).uniform(0.0, duration)
+def kill_at_random_point(spec, cache: Cache, seed: int, reference: Path) -> None:
+    """Start ``spec`` in a process and SIGKILL it a seeded random time into its computation (within the time
+    the uninterrupted reference took in this process, which had less to import: the kill lands mid-job)."""
+    seconds = json.loads((reference / MANIFEST).read_text())["seconds"]
+    delay = random.Random(seed).uniform(0.0, 0.8 * seconds)
     process = job(spec, cache.root)
     wait_for(lambda: any((cache.root / "tmp").glob(f"{spec.key[:16]}.*")) or process.poll() is not None, 120,
              "the job to start computing")
     time.sleep(delay)
     kill(process)
-    assert process.returncode == -signal.SIGKILL, "the job ended before it was killed"
+    assert process.returncode == -signal.SIGKILL and not cache.contains(spec), "the job ended before the kill"
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -340,7 +342,7 @@ def test_kill_pretraining_then_rerun_equals_uninterrupted(seed: int, organisms: 
     """SIGKILL a pretraining job a seeded random time into it: the rerun completes, bitwise as a run never
     interrupted, and the killed job's temporary directory is swept."""
     cache = Cache(tmp_path)
-    kill_at_random_point(PRETRAIN, cache, seed, duration=2.5)
+    kill_at_random_point(PRETRAIN, cache, seed, organisms.path(PRETRAIN.key))
     killed = list((cache.root / "tmp").iterdir()) if (cache.root / "tmp").exists() else []
     entry = materialize(PRETRAIN, cache)
     assert content(entry) == content(organisms.path(PRETRAIN.key))
@@ -352,7 +354,7 @@ def test_kill_evaluation_then_rerun_equals_uninterrupted(seed: int, organisms: C
     """SIGKILL an evaluation job a seeded random time into it: the rerun samples the same generations."""
     cache = Cache(tmp_path)
     copy_entry(EVAL.model, organisms, cache)
-    kill_at_random_point(EVAL, cache, seed, duration=1.5)
+    kill_at_random_point(EVAL, cache, seed, organisms.path(EVAL.key))
     entry = materialize(EVAL, cache)
     assert content(entry) == content(organisms.path(EVAL.key))
     assert list((cache.root / "tmp").iterdir()) == []
