@@ -585,6 +585,44 @@ def test_readonly_cli_align_reads_a_complete_cache(organisms: Cache, read_only: 
     assert done.stdout.splitlines()[-1].startswith("tiny ")
 
 
+BASE_CLAIM = """
+import pytest
+from harness.verdicts import Finding
+
+NAN = float("nan")
+
+
+@pytest.mark.claim("fault", source="tests/test_faults.py")
+def test_base_model(pair, evaluate, claim):
+    finding = Finding("holds", f"pass@1 {evaluate(pair).pass_at_k(1):.3f}", NAN, NAN, NAN, NAN, {})
+    claim.agrees(finding, finding, pair=pair)
+"""
+
+
+def test_readonly_pytest_run_records_the_run_elsewhere(organisms: Cache, read_only: Callable,
+                                                       pytester: pytest.Pytester, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A claims run on a complete read-only cache: the base model is prepared and evaluated from the cache
+    without a lock, the claim is judged, and the run record goes to a writable place, said in one line."""
+    root = tmp_path / "cache"
+    shutil.copytree(organisms.root, root)
+    before = tree_digest(root)
+    view, _ = read_only(root, "bind-mount")
+    monkeypatch.setenv("CLAIMS_PROGRESS", "0")
+    pytester.makeini("[pytest]\n")
+    pytester.makefile(".yaml", pairs=TINY_PAIRS, tiny=RECIPE)
+    pytester.makepyfile(test_base=BASE_CLAIM)
+    result = pytester.runpytest("-p", "harness.plugin", "-p", "no:cacheprovider", "--pairs=pairs.yaml",
+                                f"--claims-cache={view}")
+    assert result.ret == 0, result.stdout.str()
+    (line,) = [line for line in result.outlines if line.startswith("run recorded: ")]
+    run = Path(line.removeprefix("run recorded: ").split(",")[0])
+    assert line.endswith(f"as the cache's runs/ cannot be written (render it: python -m harness report --run {run})")
+    assert json.loads(run.read_text())["rows"][0]["outcome"] == "holds"
+    assert tree_digest(root) == before
+    run.unlink()
+
+
 def test_readonly_cache_path_that_is_a_file_is_one_line(tmp_path: Path) -> None:
     """``--claims-cache`` naming a file: one line at once (Cache and the command line)."""
     target = tmp_path / "a-file"
@@ -957,12 +995,14 @@ def test_bad_findings_stale_entries_are_reported_one_line_each(claims_session: C
     assert set(yaml.safe_load(path.read_text())["findings"]) == set(LIVE) | set(STALE)
 
 
-def test_bad_findings_prune_removes_stale_entries_but_never_deselected_tests(claims_session: Callable,
+@pytest.mark.parametrize("workers", [0, 2], ids=["one-process", "xdist"])
+def test_bad_findings_prune_removes_stale_entries_but_never_deselected_tests(workers: int, claims_session: Callable,
                                                                             pytester) -> None:
-    """``--update-findings --prune-findings -k two``: the stale entries go; the tests that exist but were
-    deselected keep their entries."""
+    """``--update-findings --prune-findings -k two`` (also on two xdist workers, which collect for the
+    controller): the stale entries go; the tests that exist but were deselected keep their entries."""
     path = write_findings(pytester, {**LIVE, **STALE})
-    result = claims_session(f"--findings={path}", "--update-findings", "--prune-findings", "-k", "two")
+    result = claims_session(f"--findings={path}", "--update-findings", "--prune-findings", "-k", "two",
+                            *(["-n", str(workers)] if workers else []))
     assert result.ret == 0
     assert sum(line.startswith("stale finding ") for line in result.outlines) == len(STALE)
     assert yaml.safe_load(path.read_text())["findings"] == LIVE
