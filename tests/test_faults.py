@@ -59,7 +59,7 @@ TWO_DIGITS = TaskSpec(family="arithmetic", params={"digits": 2})
 TINY = OrganismSpec(mix=(MixComponent(task=TASK),), steps=150)  # the organism of tests/test_rl.py
 RL_RECIPE = dataclasses.replace(load_recipe("organism")[0], prompts_per_step=4, num_generations=4,
                                 max_completion_length=4, checkpoint_every=2)
-RL = RLSpec(model=TINY, task=TASK, recipe=RL_RECIPE, steps=6)  # checkpoints at 2, 4 and 6
+RL = RLSpec(model=TINY, task=TASK, recipe=RL_RECIPE, steps=8)  # checkpoints at 2, 4, 6 and 8
 PRETRAIN = tiny_organism(steps=80)
 EVAL = EvalSpec(model=tiny_organism(steps=5), task=TWO_DIGITS, num_problems=96, n=32, max_new_tokens=6)
 ENOSPC_TEXT = "no space left under"
@@ -298,13 +298,15 @@ def checkpoint_steps(work: Path) -> list[int]:
 
 @pytest.fixture(scope="module")
 def killed_rl(rl_cache: Cache, rl_reference: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The work directory of the RL run SIGKILLed right after its checkpoint 4 was saved (a snapshot)."""
+    """The work directory of the RL run SIGKILLed right after its checkpoint 4 was saved (a snapshot: its
+    checkpoints 2 and 4, logs of steps 1 to 4 or 5)."""
     cache = fresh_rl_cache(tmp_path_factory.mktemp("killed-rl"), rl_cache)
     work = cache.work_dir(RL.key)
     process = job(RL, cache.root)
     wait_for(lambda: 4 in checkpoint_steps(work) or process.poll() is not None, 300, "checkpoint 4")
     kill(process)
-    assert process.returncode == -signal.SIGKILL, "the run ended before it was killed"
+    assert process.returncode == -signal.SIGKILL and not cache.contains(RL), "the run ended before the kill"
+    assert checkpoint_steps(work)[-2:] == [2, 4]
     snapshot = tmp_path_factory.mktemp("killed-rl-snapshot") / "work"
     shutil.copytree(work, snapshot)
     return snapshot
@@ -698,11 +700,19 @@ def latest(work: Path) -> Path:
     return max(work.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
 
 
+def restep(checkpoint: Path, step: int) -> None:
+    """Make a checkpoint's trainer state claim ``step``."""
+    state = checkpoint / "trainer_state.json"
+    record = json.loads(state.read_text())
+    record["global_step"] = step
+    state.write_text(json.dumps(record))
+
+
 def off_boundary(work: Path) -> None:
-    """A whole checkpoint at step 5, between two rollouts (resuming there would regenerate a rollout early)."""
-    odd = shutil.copytree(latest(work), work / "checkpoint-5")
-    state = odd / "trainer_state.json"
-    state.write_text(state.read_text().replace('"global_step": 4', '"global_step": 5'))
+    """A whole checkpoint one step after the latest, between two rollouts (resuming there would generate a
+    rollout where the uninterrupted run reuses its buffer)."""
+    step = int(latest(work).name.split("-")[1]) + 1
+    restep(shutil.copytree(latest(work), work / f"checkpoint-{step}"), step)
 
 
 TORN = {
@@ -713,8 +723,7 @@ TORN = {
     "log-missing-restarts": (lambda w: (w / "log.jsonl").unlink(), 0),
     "trainer-state-torn": (lambda w: (latest(w) / "trainer_state.json").write_text('{"global_st'), "earlier"),
     "trainer-state-missing": (lambda w: (latest(w) / "trainer_state.json").unlink(), "earlier"),
-    "trainer-state-of-another-step": (lambda w: (latest(w) / "trainer_state.json").write_text(
-        (latest(w) / "trainer_state.json").read_text().replace('"global_step": 4', '"global_step": 3')), "earlier"),
+    "trainer-state-of-another-step": (lambda w: restep(latest(w), 3), "earlier"),
     "rng-state-torn": (lambda w: (latest(w) / "rng_state.json").write_text('{"python": [3, [1, 2'), "earlier"),
     "checkpoint-off-a-rollout-boundary": (lambda w: off_boundary(w), "latest"),
 }
