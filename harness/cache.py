@@ -8,9 +8,10 @@ Loading a valid entry takes no lock and writes nothing, so a complete cache can 
 A per-key ``fcntl.flock`` makes concurrent processes compute a job once; the holder writes its pid,
 host and start time into the lock file, and a waiter names it after a few seconds. The kernel
 releases the lock of a killed process, so stale locks recover by themselves. An entry whose
-checksums fail is moved to ``<root>/corrupt/`` with a warning and computed again. A job that resumes
-after a kill keeps its checkpoints in ``<root>/work/<key>/``, removed once the entry is published. Filesystem
-trouble (no space, a read-only cache) ends the job with one ``JobError`` line. Nothing is pickled.
+checksums fail is moved to ``<root>/corrupt/`` with a warning and computed again. A job that
+resumes after a kill keeps its checkpoints in ``<root>/work/<key>/``, removed once the entry is
+published. Filesystem trouble (no space, a read-only cache) ends the job with one ``JobError``
+line. Nothing is pickled.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def os_error(exc: BaseException) -> OSError | None:
+def _os_error(exc: BaseException) -> OSError | None:
     """The OSError behind ``exc``, following the causes libraries wrap it in."""
     seen: set[int] = set()
     current: BaseException | None = exc
@@ -87,18 +88,18 @@ def os_error(exc: BaseException) -> OSError | None:
 
 def out_of_space(exc: BaseException) -> bool:
     """Whether ``exc`` comes from a full disk, a quota or a file-size limit (safetensors reports it as text)."""
-    err = os_error(exc)
+    err = _os_error(exc)
     if err is not None and err.errno in OUT_OF_SPACE:
         return True
     return any(text in str(exc) for text in OUT_OF_SPACE_TEXT)
 
 
-def owner_tag() -> str:
+def _owner_tag() -> str:
     """``<pid>@<host>``: who owns a temporary directory or holds a lock."""
     return f"{os.getpid()}@{socket.gethostname()}"
 
 
-def process_alive(pid: int) -> bool:
+def _process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -158,7 +159,7 @@ class Cache:
         """The valid entry of ``key``, or None (a corrupt one is set aside)."""
         return self._valid_entry(key)
 
-    def writable_error(self, exc: OSError, doing: str) -> JobError:
+    def _fs_error(self, exc: OSError, doing: str) -> JobError:
         """A one-line JobError for filesystem trouble while ``doing`` something in this cache."""
         reason = exc.strerror or str(exc)
         where = exc.filename or self.root
@@ -186,7 +187,7 @@ class Cache:
             path.parent.mkdir(parents=True, exist_ok=True)
             handle = path.open("a+b", buffering=0)  # unbuffered: a failed holder record leaves nothing to flush
         except OSError as exc:
-            raise self.writable_error(exc, f"cannot take the lock of {what or key}") from None
+            raise self._fs_error(exc, f"cannot take the lock of {what or key}") from None
         with handle:
             if not _try_lock(handle):
                 if not wait:
@@ -212,7 +213,7 @@ class Cache:
         for work in tmp_root.iterdir() if tmp_root.is_dir() else ():
             owner = work.name.split(".", 1)[1].rsplit(".", 1)[0] if work.name.count(".") >= 2 else ""
             pid, _, owner_host = owner.partition("@")
-            if pid.isdigit() and owner_host == host and not process_alive(int(pid)):
+            if pid.isdigit() and owner_host == host and not _process_alive(int(pid)):
                 shutil.rmtree(work, ignore_errors=True)
                 removed.append(work)
         return removed
@@ -224,9 +225,9 @@ class Cache:
         tmp_root = self.root / "tmp"
         try:
             tmp_root.mkdir(parents=True, exist_ok=True)
-            work = _fresh_dir(tmp_root, f"{spec.key[:16]}.{owner_tag()}")
+            work = _fresh_dir(tmp_root, f"{spec.key[:16]}.{_owner_tag()}")
         except OSError as exc:
-            raise self.writable_error(exc, f"cannot compute {what}") from None
+            raise self._fs_error(exc, f"cannot compute {what}") from None
         try:
             started = time.time()
             extra = compute(work) or {}
@@ -248,8 +249,8 @@ class Cache:
         except BaseException as exc:
             shutil.rmtree(work, ignore_errors=True)
             if isinstance(exc, Exception) and not isinstance(exc, JobError) and out_of_space(exc):
-                err = os_error(exc) or OSError(errno.ENOSPC, str(exc).splitlines()[0] if str(exc) else "no space")
-                raise self.writable_error(err, f"{what} failed") from None
+                err = _os_error(exc) or OSError(errno.ENOSPC, str(exc).splitlines()[0] if str(exc) else "no space")
+                raise self._fs_error(err, f"{what} failed") from None
             raise
         shutil.rmtree(self.work_dir(spec.key), ignore_errors=True)
         return final
@@ -287,7 +288,7 @@ class Cache:
             graveyard.mkdir(parents=True, exist_ok=True)
             os.rename(entry, graveyard / f"{key}.{time.time_ns()}")
         except OSError as exc:
-            raise self.writable_error(exc, f"cannot set aside the corrupt entry {key[:12]} ({problem})") from None
+            raise self._fs_error(exc, f"cannot set aside the corrupt entry {key[:12]} ({problem})") from None
         warnings.warn(f"cache entry {key[:12]} is corrupt ({problem}); recomputing it", CacheWarning, stacklevel=4)
 
     @staticmethod
@@ -309,7 +310,7 @@ class Cache:
         return None
 
 
-def umask() -> int:
+def _umask() -> int:
     """The process's umask, read without changing it where Linux shows it."""
     with suppress(OSError, ValueError):
         for line in Path("/proc/self/status").read_text().splitlines():
@@ -323,7 +324,7 @@ def umask() -> int:
 def _share(directory: Path) -> None:
     """Give an entry's files the umask's permissions: some writers (safetensors) make them private to their
     owner, and a cache shared between users must be readable by them."""
-    mask = umask()
+    mask = _umask()
     for path in directory.rglob("*"):
         path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)
 
@@ -350,14 +351,14 @@ def _try_lock(handle: IO[bytes]) -> bool:
 
 def _write_holder(handle: IO[bytes], what: str) -> None:
     """Record who holds the lock (best effort: a full disk must not stop the job from running)."""
-    pid, _, host = owner_tag().partition("@")
+    pid, _, host = _owner_tag().partition("@")
     record = {"pid": int(pid), "host": host, "since": time.time(), "what": what}
     with suppress(OSError):
         handle.truncate(0)
         handle.write((json.dumps(record) + "\n").encode())
 
 
-def holder(path: Path) -> str:
+def _holder(path: Path) -> str:
     """Who holds the lock at ``path``, in words, from what the holder wrote into it."""
     try:
         record = json.loads(path.read_text())
@@ -377,7 +378,7 @@ def _wait_for_lock(handle: IO[bytes], path: Path, what: str) -> None:
     while not _try_lock(handle):
         waited = time.monotonic() - started
         if waited >= notice:
-            print(f"harness: waiting {waited:.0f} s for the lock of {what} ({path}), held by {holder(path)}; "
+            print(f"harness: waiting {waited:.0f} s for the lock of {what} ({path}), held by {_holder(path)}; "
                   "still waiting (kill that process if it hangs: its lock is released when it exits)",
                   file=sys.stderr, flush=True)
             notice += LOCK_REMIND

@@ -179,7 +179,7 @@ def _last_checkpoint(directory: Path, every: int = 1) -> Path | None:
     Broken checkpoints are removed with one line each, and so are those after the one returned (the
     resumed run writes them again): neither may block a later run.
     """
-    checkpoints = sorted(directory.glob("checkpoint-*"), key=_step)
+    checkpoints = sorted((c for c in directory.glob("checkpoint-*") if c.name.split("-", 1)[1].isdigit()), key=_step)
     for checkpoint in list(checkpoints):
         if (problem := checkpoint_problem(checkpoint)) is not None:
             print(f"harness: discarding {checkpoint} ({problem})", file=sys.stderr, flush=True)

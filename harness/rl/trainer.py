@@ -142,8 +142,8 @@ class PolarityGRPOTrainer(GRPOTrainer):
             scaler.load_state_dict(json.loads(Path(checkpoint, SCALER_STATE).read_text()))
 
     def _save_rng_state(self, output_dir: str) -> None:
-        if self.args.world_size > 1:
-            raise NotImplementedError("resume checkpoints are written for one process only")
+        if self.args.world_size > 1:  # no RNG state: the checkpoint is not resumed from, the run starts again
+            return
         os.makedirs(output_dir, exist_ok=True)
         tensors = {"cpu": torch.random.get_rng_state()}
         if torch.cuda.is_available():
