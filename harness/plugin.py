@@ -382,9 +382,11 @@ class Recorder:
         if hasattr(self.config, "workerinput"):
             return
         stale = self.config.stash.get(stale_key, [])
-        prune = self.config.getoption("prune_findings")
+        if not self.config.getoption("prune_findings"):
+            fix = "remove it with --update-findings --prune-findings"
+        else:  # the file is rewritten only by a run that judged a claim
+            fix = "removed from the file" if self.rows else "not removed: no claim was judged, the file is kept"
         for nodeid in stale:
-            fix = "removed from the file" if prune else "remove it with --update-findings --prune-findings"
             terminalreporter.write_line(f"stale finding {nodeid}: matches no collected test ({fix})")
         if not self.rows:
             return
