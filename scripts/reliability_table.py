@@ -3,8 +3,9 @@
     python -m pytest tests/test_faults.py --junitxml=faults.xml
     python scripts/reliability_table.py faults.xml > table.md
 
-One row per case: its class (the first word of the test name after ``test_``), the case (the rest of
-the name and its parameters), the expected behaviour (the test's docstring) and the result with its time.
+A summary by class, then one row per case: its class (the first word of the test name after
+``test_``), the case (the rest of the name and its parameters), the expected behaviour (the test's
+docstring) and the result with its time.
 """
 
 from __future__ import annotations
@@ -44,11 +45,12 @@ def main(junit: str) -> None:
         result = outcome(case)
         classes[(kind, result == "met")] += 1
         rows.append(f"| {kind} | {label} | {docs.get(function, '')} | {result} ({float(case.get('time', 0)):.1f} s) |")
-    print("| class | case | expected behaviour | result |\n|---|---|---|---|")
-    print("\n".join(rows))
-    print("\n| class | cases | met |\n|---|---|---|")
+    print("| class | cases | met |\n|---|---|---|")
     for kind in sorted({k for k, _ in classes}):
         print(f"| {kind} | {classes[(kind, True)] + classes[(kind, False)]} | {classes[(kind, True)]} |")
+    print(f"| all | {sum(classes.values())} | {sum(n for (_, met), n in classes.items() if met)} |")
+    print("\n| class | case | expected behaviour | result |\n|---|---|---|---|")
+    print("\n".join(rows))
 
 
 if __name__ == "__main__":
