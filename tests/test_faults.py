@@ -611,6 +611,7 @@ def test_readonly_pytest_run_records_the_run_elsewhere(organisms: Cache, read_on
     before = tree_digest(root)
     view, _ = read_only(root, "bind-mount")
     monkeypatch.setenv("CLAIMS_PROGRESS", "0")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the run record falls back to
     pytester.makeini("[pytest]\n")
     pytester.makefile(".yaml", pairs=TINY_PAIRS, tiny=RECIPE)
     pytester.makepyfile(test_base=BASE_CLAIM)
@@ -620,9 +621,9 @@ def test_readonly_pytest_run_records_the_run_elsewhere(organisms: Cache, read_on
     (line,) = [line for line in result.outlines if line.startswith("run recorded: ")]
     run = Path(line.removeprefix("run recorded: ").split(",")[0])
     assert line.endswith(f"as the cache's runs/ cannot be written (render it: python -m harness report --run {run})")
+    assert run.parent == tmp_path / f"claims-runs-{os.getuid()}"
     assert json.loads(run.read_text())["rows"][0]["outcome"] == "holds"
     assert tree_digest(root) == before
-    run.unlink()
 
 
 def test_readonly_cache_path_that_is_a_file_is_one_line(tmp_path: Path) -> None:
