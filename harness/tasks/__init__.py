@@ -16,6 +16,7 @@ from harness.tasks.arithmetic import ArithmeticTask
 from harness.tasks.base import Problem, Prompt, Task, TaskError, seeded_rng, split_of
 from harness.tasks.hub import HUB_FAMILIES
 from harness.tasks.operator import OperatorTask, transfer_mix
+from harness.tasks.strategy import StrategyTask
 from harness.tasks.truth_tables import TruthTableTask
 from harness.tasks.vocab import ORGANISM_ALPHABET
 
@@ -23,7 +24,7 @@ __all__ = ["FAMILIES", "ORGANISM_ALPHABET", "Problem", "Prompt", "Task", "TaskEr
            "seeded_rng", "split_of", "transfer_mix"]
 
 FAMILIES: dict[str, type[Task]] = {
-    cls.family: cls for cls in (ArithmeticTask, TruthTableTask, OperatorTask, *HUB_FAMILIES)
+    cls.family: cls for cls in (ArithmeticTask, TruthTableTask, OperatorTask, StrategyTask, *HUB_FAMILIES)
 }
 
 _TASKS: dict[str, Task] = {}  # by the spec's canonical JSON: a task keeps its loaded or enumerated problems
