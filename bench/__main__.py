@@ -52,7 +52,7 @@ def eval_throughput(cache: Cache) -> dict[str, float]:
     materialize(dataclasses.replace(spec, seed=8), cache)  # warm-up: the first generate in a process is slow
     harness_s, _ = timed(lambda: materialize(spec, cache))
     seed_everything(7)
-    model, tokenizer = load_model(ORGANISM, cache)
+    model, tokenizer = load_model(ORGANISM, materialize(ORGANISM, cache))
     prompts = [p.question for p in eval_problems(spec)]
 
     def plain() -> None:
@@ -104,7 +104,7 @@ def rl_step_time(cache: Cache) -> dict[str, float]:
 
     seed_everything(0)
     task = get_task(TASK)
-    model, tokenizer = load_model(ORGANISM, cache, training=True)
+    model, tokenizer = load_model(ORGANISM, materialize(ORGANISM, cache), training=True)
     rows = [{"prompt": p.question, "question": p.question, "answer": p.answer, "uid": p.uid}
             for p in training_pool(spec)]
     reward = ground_truth(task)

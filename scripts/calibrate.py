@@ -9,16 +9,15 @@ import dataclasses
 import sys
 
 from harness.cache import Cache
-from harness.evaluate import evaluate
-from harness.executors import InProcess
+from harness.jobs import evaluate
 from harness.loading import load_fixtures
 from harness.results import Harness
 
 
 def main(path: str, pair_id: str, *rates: str) -> None:
     pair = next(p for p in load_fixtures(path) if p.id == pair_id)
-    harness = Harness(executor=InProcess(Cache()), budget="standard", seeds=1)
-    base = evaluate(pair.eval, harness.executor.cache)
+    harness = Harness(cache=Cache(), budget="standard", seeds=1)
+    base = evaluate(pair.eval, harness.cache)
     k = pair.alignment_k
     print(f"{pair_id}: base pass@1 {base.pass_at_k(1):.3f} pass@{k} {base.pass_at_k(k):.3f}", flush=True)
     for rate in map(float, rates):
