@@ -103,7 +103,7 @@ class GraphProgress:
         if self._bar is not None:
             self._bar.close()
         note = f", {failed} failed" if failed else ""
-        self._write(f"jobs: {done}/{self.total} computed in {duration(time.time() - self.started)}{note}")
+        self._write(f"jobs: {done} of {self.total} done in {duration(time.time() - self.started)}{note}")
 
     def _write(self, line: str) -> None:
         if self._bar is not None:
