@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import selectors
 import subprocess
 import sys
@@ -22,6 +23,8 @@ import harness
 from harness import jobs
 from harness.cache import Cache
 from harness.specs import OrganismSpec, RLSpec, Spec, from_dict
+
+LOCAL_OBJECT_STORE = 256 * 1024**2  # bytes, for a local Ray instance the harness starts
 
 
 def plugin_sources() -> list[str]:
@@ -55,7 +58,8 @@ def run_unit(unit: dict[str, Any]) -> dict[str, Any]:
     """Compute a unit of work into the cache (in a worker process or a Ray task).
 
     Returns ``error`` (one line, or None), the keys ``computed`` here (the rest were published by another
-    process meanwhile) and the wall clock ``started`` / ``ended``; the traceback goes to stderr.
+    process meanwhile), the wall clock ``started`` / ``ended`` and the process's peak RSS so far
+    (``peak_rss_mb``); the traceback goes to stderr.
     """
     started = time.time()
     cache = Cache(unit["cache"])
@@ -71,7 +75,8 @@ def run_unit(unit: dict[str, Any]) -> dict[str, Any]:
     except Exception as exc:
         traceback.print_exc()
         error = one_line(exc)
-    return {"error": error, "computed": cache.stats.computed, "started": started, "ended": time.time()}
+    return {"error": error, "computed": cache.stats.computed, "started": started, "ended": time.time(),
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}  # Linux reports KiB
 
 
 def resources(spec: Spec) -> dict[str, float]:
@@ -177,17 +182,26 @@ class LocalWorkers:
 
 
 class RayWorkers:
-    """Each unit a Ray task with the resources its jobs ask for, all submitted at once; Ray queues them."""
+    """Each unit a Ray task with the resources its jobs ask for, all submitted at once; Ray queues them.
+
+    Joins the cluster at ``address`` (or $RAY_ADDRESS), else starts a local instance of ``workers`` CPUs
+    (units travel as small JSON: a small object store; its files under $RAY_TMPDIR, default /tmp/ray);
+    an instance already started in this process is used as it is.
+    """
 
     capacity = None
 
-    def __init__(self, address: str | None = None, **init: Any) -> None:
+    def __init__(self, address: str | None = None, workers: int | None = None) -> None:
         import ray
 
         self._ray = ray
         self._owns = not ray.is_initialized()
-        if self._owns:
-            ray.init(address=address or os.environ.get("RAY_ADDRESS"), **init)
+        address = address or os.environ.get("RAY_ADDRESS")
+        if self._owns and address:
+            ray.init(address=address)
+        elif self._owns:
+            ray.init(num_cpus=workers, object_store_memory=LOCAL_OBJECT_STORE, include_dashboard=False,
+                     log_to_driver=False)
         self._task = ray.remote(run_unit)
         self._refs: dict[Any, int] = {}
         self.slots = max(int(ray.cluster_resources().get("CPU", 1)), 1)

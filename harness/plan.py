@@ -326,7 +326,8 @@ def summary(graph: Graph, *, tests: int, workers: int | None) -> list[str]:
             line += f" {sum(n.seconds for n in missing if on_gpu(n.spec)) / 3600:>10,.1f}"
         lines.append(line)
     if any(not on_gpu(n.spec) for n in todo):
-        wall = f"; about {duration(graph.makespan(workers))} on {workers} workers" if workers else ""
+        plural = "s" if workers and workers > 1 else ""
+        wall = f"; about {duration(graph.makespan(workers))} on {workers} worker{plural}" if workers else ""
         lines.append(f"  critical path {duration(graph.critical_path())}{wall}")
         lines.append(f"  CPU cost model: {graph.model.source()}")
     if gpu:

@@ -16,6 +16,7 @@ one line per test, pair and field, and the session stops.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -39,14 +40,16 @@ MAX_ROUNDS = 20
 
 @dataclass
 class Planned:
-    """What the planning pass did: jobs failed (key -> reason), keys computed, lines naming unbuildable specs."""
+    """What the planning pass did: jobs failed (key -> reason), keys computed, lines naming unbuildable specs, and
+    the largest peak RSS of a job worker."""
 
     failed: dict[str, str] = field(default_factory=dict)
     computed: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    peak_rss_mb: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"failed": self.failed, "computed": self.computed, "errors": self.errors}
+        return dataclasses.asdict(self)
 
 
 def claim_items(items: list[pytest.Item]) -> list[pytest.Item]:
@@ -95,6 +98,7 @@ def prepare(items: list[pytest.Item], harness: Harness, config: pytest.Config, e
         outcome = run(graph, harness, config)
         planned.failed.update(outcome.failed)
         planned.computed.extend(outcome.computed)
+        planned.peak_rss_mb = max(planned.peak_rss_mb, outcome.peak_rss_mb)
     return planned
 
 
@@ -109,7 +113,7 @@ def run(graph: Any, harness: Harness, config: pytest.Config) -> Any:
 
     logs = Path(tempfile.mkdtemp(prefix="claims-workers-"))
     if config.getoption("executor") == "ray":
-        backend: Any = RayWorkers(config.getoption("ray_address"))
+        backend: Any = RayWorkers(config.getoption("ray_address"), workers_of(config))
     else:
         backend = LocalWorkers(workers_of(config), logs)
     with _real_stderr(config):
@@ -216,9 +220,12 @@ class Planner:
         node.workerinput["claims_failed"] = self.planned.failed
 
     def _count_computed(self) -> None:
+        """The summary's job counts and memory: what the job workers computed, and their largest peak RSS."""
         recorder = self.config.pluginmanager.getplugin("claims-recorder")
         if recorder is not None:
             recorder.jobs["computed"].extend(self.planned.computed)
+            if self.planned.peak_rss_mb:
+                recorder.peak_rss_mb["jobs"] = self.planned.peak_rss_mb
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:

@@ -62,7 +62,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--executor", choices=("local", "ray"), default="local",
                     help="where jobs run: worker processes on this machine (default) or Ray tasks")
     group.addoption("--workers", type=int, default=None, metavar="N",
-                    help="local job worker processes, one torch thread each (default: the number of cores)")
+                    help="job worker processes, one torch thread each (default: the number of cores); with "
+                         "--executor ray and no cluster address, the CPUs of the local Ray instance")
     group.addoption("--ray-address", default=None, help="Ray cluster address (default: $RAY_ADDRESS or local)")
     group.addoption("--plan", action="store_true",
                     help="show the job graph of the selected tests (jobs by kind, cached, estimated cost) "

@@ -23,11 +23,13 @@ POLL = 1.0  # seconds between progress refreshes while waiting
 @dataclass
 class Outcome:
     """What a run of the graph did: failed jobs (key -> one-line reason, dependants included), keys computed
-    by its workers, and each unit's wall clock (key -> (started, ended)) as its worker reported it."""
+    by its workers, each unit's wall clock (key -> (started, ended)) as its worker reported it, and the
+    largest peak RSS of a worker."""
 
     failed: dict[str, str] = field(default_factory=dict)
     computed: list[str] = field(default_factory=list)
     timings: dict[str, tuple[float, float]] = field(default_factory=dict)
+    peak_rss_mb: float = 0.0
 
 
 def groups(ready: list[str], graph: Graph, cap: int = GROUP_CAP) -> list[list[str]]:
@@ -97,6 +99,7 @@ class Scheduler:
                 for unit_id, answer in self.backend.wait(POLL):
                     unit, _ = in_flight.pop(unit_id)
                     outcome.computed.extend(answer["computed"])
+                    outcome.peak_rss_mb = max(outcome.peak_rss_mb, answer.get("peak_rss_mb", 0.0))
                     if answer.get("started") is not None:
                         outcome.timings.update({key: (answer["started"], answer["ended"]) for key in unit})
                         measured += answer["ended"] - answer["started"]
