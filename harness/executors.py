@@ -22,6 +22,7 @@ from typing import IO, Any, Protocol
 import harness
 from harness import jobs
 from harness.cache import Cache
+from harness.progress import ENV_VAR as PROGRESS_ENV
 from harness.specs import OrganismSpec, RLSpec, Spec, from_dict
 
 LOCAL_OBJECT_STORE = 256 * 1024**2  # bytes, for a local Ray instance the harness starts
@@ -109,7 +110,7 @@ def worker_env() -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     for name in ("CLAIMS_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         env.setdefault(name, "1")
-    env.setdefault("CLAIMS_PROGRESS", "0")
+    env.setdefault(PROGRESS_ENV, "0")
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     return env
 
@@ -117,10 +118,11 @@ def worker_env() -> dict[str, str]:
 class _Worker:
     def __init__(self, log: Path) -> None:
         self.log = log
+        detail = os.environ.get(PROGRESS_ENV) == "1"  # the jobs' own progress lines asked for: to the terminal
         with log.open("a") as err:
             self.process = subprocess.Popen([sys.executable, "-m", "harness.worker"], stdin=subprocess.PIPE,
-                                            stdout=subprocess.PIPE, stderr=err, env=worker_env(), text=True,
-                                            bufsize=1)
+                                            stdout=subprocess.PIPE, stderr=None if detail else err, env=worker_env(),
+                                            text=True, bufsize=1)
         self.stdin: IO[str] = self.process.stdin  # type: ignore[assignment]
         self.stdout: IO[str] = self.process.stdout  # type: ignore[assignment]
 
@@ -135,8 +137,8 @@ class _Worker:
 
 class LocalWorkers:
     """``workers`` worker processes of this machine (``python -m harness.worker``), started on first use and
-    fed one unit at a time; their stderr goes to ``log_dir/worker-N.log``. A worker that dies fails its unit
-    and is replaced."""
+    fed one unit at a time; their stderr goes to ``log_dir/worker-N.log`` (to the terminal with
+    CLAIMS_PROGRESS=1). A worker that dies fails its unit and is replaced."""
 
     def __init__(self, workers: int, log_dir: Path) -> None:
         self.capacity = self.slots = workers
