@@ -58,7 +58,8 @@ def claim_items(items: list[pytest.Item]) -> list[pytest.Item]:
 
 
 def record(items: list[pytest.Item], harness: Harness) -> Recording:
-    """Run each test once against the recording harness (reports, findings and warnings discarded)."""
+    """Run each test once against the recording harness (reports, findings and warnings discarded), noting the
+    tests given placeholders."""
     from _pytest.runner import runtestprotocol
 
     harness.recording = recording = Recording()
@@ -67,8 +68,11 @@ def record(items: list[pytest.Item], harness: Harness) -> Recording:
             warnings.simplefilter("ignore")
             for item, next_item in zip(items, [*items[1:], None], strict=True):
                 kept = len(item.user_properties)
+                harness.pending = False
                 runtestprotocol(item, log=False, nextitem=next_item)
                 del item.user_properties[kept:]
+                if harness.pending:
+                    recording.pending.add(item.nodeid)
     finally:
         harness.recording = None
     return recording
@@ -76,20 +80,26 @@ def record(items: list[pytest.Item], harness: Harness) -> Recording:
 
 def prepare(items: list[pytest.Item], harness: Harness, config: pytest.Config, emit: Callable[[str], None],
             *, plan_only: bool) -> Planned:
-    """Record, plan, show the plan and (unless ``plan_only``) run it, until no test asks for a job not yet run."""
+    """Record, plan, show the plan and (unless ``plan_only``) run it, until no test asks for a job not yet run.
+
+    After the first round only the tests that were given placeholders are recorded again: the others had
+    real results and asked for nothing more.
+    """
     from harness.plan import CostModel, build, summary
 
     planned = Planned()
     model = CostModel.from_cache(harness.cache.root)
+    tests = len(items)
     for round_ in range(1, MAX_ROUNDS + 1):
         recording = record(items, harness)
+        items = [item for item in items if item.nodeid in recording.pending]
         if recording.errors:
             planned.errors = recording.errors
             return planned
         graph = build([s for k, s in recording.requested.items() if k not in planned.failed], harness.cache, model)
         if round_ == 1:
             workers = None if config.getoption("executor") == "ray" else workers_of(config)
-            for line in summary(graph, tests=len(items), workers=workers):
+            for line in summary(graph, tests=tests, workers=workers):
                 emit(line)
         elif graph.todo:
             emit(f"plan: {len(graph.todo)} more jobs asked for after round {round_ - 1}")

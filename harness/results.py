@@ -40,6 +40,7 @@ class Recording:
 
     requested: dict[str, Spec] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    pending: set[str] = field(default_factory=set)  # node ids of the tests given placeholders
     _checked: dict[str, str | None] = field(default_factory=dict)  # key -> why it cannot be built
 
     def add(self, spec: Spec, test: str, pair: str, *, missing: bool) -> None:

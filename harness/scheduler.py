@@ -53,11 +53,10 @@ def groups(ready: list[str], graph: Graph, cap: int = GROUP_CAP) -> list[list[st
 class Scheduler:
     """Runs the missing jobs of ``graph`` on ``backend`` (see the module docstring)."""
 
-    def __init__(self, graph: Graph, backend: Backend, cache: Cache, *, group_cap: int = GROUP_CAP,
-                 progress: GraphProgress | None = None) -> None:
+    def __init__(self, graph: Graph, backend: Backend, cache: Cache, *, group_cap: int = GROUP_CAP) -> None:
         self.graph, self.backend, self.cache = graph, backend, cache
         self.group_cap = group_cap
-        self.progress = progress or GraphProgress(len(graph.todo))
+        self.progress = GraphProgress(len(graph.todo))
         self.plugins = plugin_sources()
 
     def run(self) -> Outcome:
