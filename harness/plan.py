@@ -113,17 +113,19 @@ class Line:
         return Line(0.0, sum(y for _, y in points) / max(sum(x for x, _ in points), 1e-12))
 
 
-# Built-in CPU costs (seconds = fixed + per_unit x units), from the cold standard suite on this project's
-# 2-core x86_64 machine, one torch thread per job (README, "Performance": RL 15.4 s per arithmetic run,
-# 28.6 s per truth-table run, 15.9 s per operator run at 100 steps of 16 x 8 completions of up to 20
-# tokens; 224 evaluations in 645 s; 8 organisms of about 8,300 steps in all in 519 s).
+# Built-in CPU costs (seconds = fixed + per_unit x units): lines fitted to the manifests of two cold runs on
+# this project's 2-core x86_64 machine (2 local workers, one torch thread each, little other load, 2026-12-01):
+# the standard-RL tests on the 8 organism pairs at the smoke budget (32 jobs) and the spurious-reward and
+# standard-RL tests of arith-low and logic-low at the standard budget (36 jobs). Organism runs pay a fixed
+# cost for building and encoding their problem pools; the operator family costs what arithmetic does.
 DEFAULTS: dict[tuple[str, str], Line] = {
-    ("organism", "*"): Line(2.0, 4.9e-4),  # units: steps x batch size
-    ("eval", "*"): Line(1.0, 1.03e-5),  # units: problems x (samples + 1 greedy) x max new tokens
-    ("rl", "*"): Line(2.0, 5.2e-5),  # units: steps x prompts x generations x max completion tokens
-    ("rl", "truth_table"): Line(2.0, 1.04e-4),
-    ("rl", "operator"): Line(2.0, 5.4e-5),
-    ("pretrained", "*"): Line(30.0, 0.0),  # a GGUF conversion
+    ("organism", "*"): Line(8.6, 2.53e-4),  # units: steps x batch size (steps added to the run it continues)
+    ("organism", "truth_table"): Line(26.6, 3.43e-4),
+    ("eval", "*"): Line(0.0, 7.0e-6),  # units: problems x (samples + 1 greedy) x max new tokens
+    ("eval", "truth_table"): Line(0.0, 1.30e-5),
+    ("rl", "*"): Line(0.46, 2.75e-5),  # units: steps x prompts x generations x max completion tokens
+    ("rl", "truth_table"): Line(0.85, 6.5e-5),
+    ("pretrained", "*"): Line(30.0, 0.0),  # a GGUF conversion (not measured: about 20 s for SmolLM2-135M)
 }
 
 
