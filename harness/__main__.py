@@ -33,7 +33,7 @@ def _report(args: argparse.Namespace) -> int:
 
 def _align(args: argparse.Namespace) -> int:
     """Measure (or load) each pair's alignment: base pass@1, pass@8, pass@K and the guessing baseline."""
-    from harness.evaluate import evaluate
+    from harness.jobs import evaluate
     from harness.loading import load_fixtures
     from harness.tasks import get_task
 

@@ -11,17 +11,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from harness import stats
-from harness.cache import Cache
-from harness.jobs import materialize
 from harness.progress import Progress
 from harness.specs import EvalSpec, SpecError
 from harness.tasks import get_task
 from harness.tasks.base import Problem, Task
+from harness.tasks.hub import HubTask
+
+if TYPE_CHECKING:
+    from harness.jobs import Inputs
 
 GENERATIONS = "generations.json"
 SCORES = "scores.json"  # the scores at sampling time, with the verifier that produced them
@@ -32,6 +34,17 @@ def eval_problems(spec: EvalSpec) -> list[Problem]:
     return get_task(spec.task).problems(spec.split, spec.num_problems, seed=PROBLEM_SEED)
 
 
+def check(spec: EvalSpec) -> None:
+    """Planning-time check: the task holds the problems asked for (hub datasets are checked by the job)."""
+    task = get_task(spec.task)
+    if isinstance(task, HubTask):
+        return
+    available = task.available(spec.split)
+    if spec.num_problems > available:
+        raise SpecError(f"num_problems: {spec.num_problems} problems asked of {task.name}, whose {spec.split} "
+                        f"split holds {available}; expected num_problems <= {available}")
+
+
 def render_prompt(task: Task, problem: Problem, tokenizer: Any) -> str:
     """The prompt text: bare text as is, chat messages through the tokenizer's chat template."""
     prompt = task.prompt(problem)
@@ -40,7 +53,7 @@ def render_prompt(task: Task, problem: Problem, tokenizer: Any) -> str:
     return tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
 
 
-def sample(spec: EvalSpec, out: Path, cache: Cache) -> dict:
+def sample(spec: EvalSpec, out: Path, inputs: Inputs) -> dict:
     """The evaluation job: writes the prompts, n sampled and one greedy completion per problem."""
     if spec.backend == "vllm":
         from harness.models.vllm_backend import generate
@@ -48,7 +61,7 @@ def sample(spec: EvalSpec, out: Path, cache: Cache) -> dict:
         generate = _generate_transformers
     task = get_task(spec.task)
     problems = eval_problems(spec)
-    samples, greedy = generate(spec, task, problems, cache)
+    samples, greedy = generate(spec, task, problems, inputs.model(spec.model))
     record = {
         "problems": [{"uid": p.uid, "question": p.question, "answer": p.answer} for p in problems],
         "samples": samples,
@@ -70,14 +83,14 @@ def scores_record(result: EvalResult, task: Task) -> dict:
 
 
 def _generate_transformers(spec: EvalSpec, task: Task, problems: list[Problem],
-                           cache: Cache) -> tuple[list[list[str]], list[str]]:
+                           entry: Path | None) -> tuple[list[list[str]], list[str]]:
     import torch
 
     from harness.determinism import seed_everything
     from harness.models import load_model
 
     seed_everything(spec.seed)
-    model, tokenizer = load_model(spec.model, cache)
+    model, tokenizer = load_model(spec.model, entry)
     prompts = [render_prompt(task, p, tokenizer) for p in problems]
     per_chunk = max(1, spec.batch_size // spec.n)
     samples: list[list[str]] = []
@@ -197,7 +210,3 @@ def _load(spec: EvalSpec, entry: Path) -> EvalResult:
                       greedy=record["greedy"], answers=stored["answers"], correct=np.array(stored["correct"]),
                       formatted=np.array(stored["formatted"]), greedy_correct=np.array(stored["greedy_correct"]))
 
-
-def evaluate(spec: EvalSpec, cache: Cache) -> EvalResult:
-    """The scored result of ``spec``: sampled once and cached, scored on every load."""
-    return load_result(spec, materialize(spec, cache))

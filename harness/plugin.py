@@ -6,6 +6,7 @@ Verdicts travel to the controller in ``report.user_properties``, so the summary 
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import resource
@@ -20,6 +21,7 @@ import pytest
 
 from harness.cache import Cache
 from harness.loading import Pair, load_fixtures
+from harness.planning import GRAPH_ONLY, Planner
 from harness.specs import SpecError
 
 DEFAULT_PAIRS = "fixtures/organisms.yaml"
@@ -32,6 +34,7 @@ findings_key = pytest.StashKey[Any]()
 pairs_error_key = pytest.StashKey[str]()  # why the pairs did not load
 stale_key = pytest.StashKey[list[str]]()  # findings entries that match no collected test
 STALE = "claims_stale_findings"  # workeroutput key: the stale entries a worker found
+harness_key = pytest.StashKey[Any]()
 
 
 class ClaimFailed(AssertionError):
@@ -61,9 +64,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="write this run's verdicts into the --findings file (others are kept)")
     group.addoption("--prune-findings", action="store_true",
                     help="with --update-findings: remove the file's entries that match no collected test")
-    group.addoption("--executor", choices=("inprocess", "ray"), default="inprocess",
-                    help="where jobs run: this process (default) or a Ray cluster")
+    group.addoption("--executor", choices=("local", "ray"), default="local",
+                    help="where jobs run: worker processes on this machine (default) or Ray tasks")
+    group.addoption("--workers", type=int, default=None, metavar="N",
+                    help="job worker processes, one torch thread each (default: the number of cores); with "
+                         "--executor ray and no cluster address, the CPUs of the local Ray instance")
     group.addoption("--ray-address", default=None, help="Ray cluster address (default: $RAY_ADDRESS or local)")
+    group.addoption("--plan", action="store_true",
+                    help="show the job graph of the selected tests (jobs by kind, cached, estimated cost) "
+                         "and run nothing")
+    group.addoption(GRAPH_ONLY, action="store_true", help=argparse.SUPPRESS)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -73,6 +83,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: needs a real pretrained model or minutes of CPU")
     config.addinivalue_line("markers", "gpu: needs a CUDA GPU")
     config.pluginmanager.register(Recorder(config), "claims-recorder")
+    config.pluginmanager.register(Planner(config, harness_of), "claims-planner")
+    if config.getoption("plan"):  # planning only: one process, nothing for xdist workers to do
+        config.option.numprocesses, config.option.dist, config.option.tx = 0, "no", []
     config.stash[findings_key] = _configure_findings(config)
     if config.getoption("budget") is None:
         config.option.budget = "standard"
@@ -167,8 +180,9 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Skip ``gpu``-marked tests (and pairs) cleanly, with a reason, where no CUDA device is present."""
-    if item.get_closest_marker("gpu") is not None:
+    """Skip ``gpu``-marked tests (and pairs) cleanly, with a reason, where no CUDA device is present (``--plan``
+    records their jobs all the same)."""
+    if item.get_closest_marker("gpu") is not None and not item.config.getoption("plan"):
         import torch
 
         if not torch.cuda.is_available():
@@ -185,40 +199,30 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 # ---------------------------------------------------------------- fixtures
 
 
+def harness_of(config: pytest.Config) -> Any:
+    """The process's Harness: cache, budget, seeds and the jobs that failed in this session's run of the graph."""
+    if harness_key not in config.stash:
+        from harness.results import Harness
+
+        failed = getattr(config, "workerinput", {}).get("claims_failed", {})
+        config.stash[harness_key] = Harness(cache=Cache(config.getoption("claims_cache")),
+                                            budget=config.getoption("budget"), seeds=config.getoption("seeds"),
+                                            failed=dict(failed))
+    return config.stash[harness_key]
+
+
 @pytest.fixture(scope="session")
-def claims_harness(request: pytest.FixtureRequest, pytestconfig: pytest.Config) -> Iterator[Any]:
-    """The session's Harness: cache, budget, seeds and executor (one per xdist worker; the cache is shared).
-
-    Before the first claim it prepares the base models of the selected pairs, shortest pretraining first
-    within each lineage (so a longer organism continues a shorter one), each worker another lineage.
-    """
-    from harness.executors import make_executor
-    from harness.results import Harness
-
-    cache = Cache(pytestconfig.getoption("claims_cache"))
-    executor = make_executor(pytestconfig.getoption("executor"), cache, pytestconfig.getoption("ray_address"))
-    harness = Harness(executor=executor, budget=pytestconfig.getoption("budget"), seeds=pytestconfig.getoption("seeds"))
-    harness.prepare(_selected_pairs(request.session))
-    try:
-        yield harness
-    finally:
-        executor.close()
-
-
-def _selected_pairs(session: pytest.Session) -> list[Pair]:
-    """The pairs of the tests this session will run (GPU pairs are prepared by their own tests)."""
-    found: dict[str, Pair] = {}
-    for item in session.items:
-        for value in getattr(item, "callspec", None).params.values() if hasattr(item, "callspec") else ():
-            if isinstance(value, Pair) and "gpu" not in value.marks:
-                found.setdefault(value.id, value)
-    return list(found.values())
+def claims_harness(pytestconfig: pytest.Config) -> Any:
+    """The session's Harness (one per process; the cache is shared). Its jobs were planned and run before the
+    tests (harness/planning.py)."""
+    return harness_of(pytestconfig)
 
 
 @pytest.fixture
 def _job_tracking(request: pytest.FixtureRequest, claims_harness: Any) -> Iterator[None]:
-    """Attach the jobs computed and loaded since the last report (the first test also carries the
-    session's preparation) and the worker's peak memory to the test, for the summary."""
+    """Attach the jobs computed and loaded since the last report and the worker's peak memory to the test,
+    for the summary."""
+    claims_harness.begin_test(request.node.nodeid)
     yield
     request.node.user_properties.append((JOBS, claims_harness.jobs_since_last_report()))
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
@@ -239,10 +243,18 @@ def evaluate(claims_harness: Any, _job_tracking: None) -> Callable[..., Any]:
 
 
 class Claim:
-    """Judges a claim, records the finding on the test and raises unless it holds."""
+    """Judges a claim, records the finding on the test and raises unless it holds.
 
-    def __init__(self, node: pytest.Item) -> None:
+    In the planning pass a test given placeholders (jobs not run yet) is not judged: ``pending``.
+    """
+
+    def __init__(self, node: pytest.Item, harness: Any) -> None:
         self.node = node
+        self.harness = harness
+
+    @property
+    def pending(self) -> bool:
+        return self.harness.pending
 
     def _settle(self, finding: Any) -> None:
         __tracebackhide__ = True
@@ -261,24 +273,32 @@ class Claim:
 
     def improves(self, outcome: Any, *, k: int = 1, threshold: float = 0.0) -> None:
         __tracebackhide__ = True
+        if self.pending:
+            return
         from harness import verdicts
 
         self._settle(verdicts.improves(outcome, k=k, threshold=threshold))
 
     def lowers(self, outcome: Any, *, k: int, threshold: float = 0.0) -> None:
         __tracebackhide__ = True
+        if self.pending:
+            return
         from harness import verdicts
 
         self._settle(verdicts.lowers(outcome, k=k, threshold=threshold))
 
     def recovers(self, variant: Any, reference: Any, *, fraction: float, k: int = 1) -> None:
         __tracebackhide__ = True
+        if self.pending:
+            return
         from harness import verdicts
 
         self._settle(verdicts.recovers(variant, reference, fraction=fraction, k=k))
 
     def matches(self, variant: Any, reference: Any, *, eps: float, k: int = 1) -> None:
         __tracebackhide__ = True
+        if self.pending:
+            return
         from harness import verdicts
 
         self._settle(verdicts.matches(variant, reference, eps=eps, k=k))
@@ -286,6 +306,8 @@ class Claim:
     def agrees(self, control: Any, reference: Any, *, pair: Pair) -> None:
         """Claim: two findings (e.g. on a clean control and a contaminated pair) reach the same verdict."""
         __tracebackhide__ = True
+        if self.pending:
+            return
         from harness.verdicts import Finding
 
         if "inconclusive" in (control.outcome, reference.outcome) or "vacuous" in (control.outcome, reference.outcome):
@@ -320,9 +342,9 @@ def claim_fields(marker: pytest.Mark | None, function: Callable[..., Any]) -> di
 
 
 @pytest.fixture
-def claim(request: pytest.FixtureRequest) -> Claim:
+def claim(request: pytest.FixtureRequest, claims_harness: Any, _job_tracking: None) -> Claim:
     """``claim.recovers(variant, standard, fraction=0.8)`` and friends: judge, record, assert."""
-    return Claim(request.node)
+    return Claim(request.node, claims_harness)
 
 
 # ---------------------------------------------------------------- outcomes

@@ -1,33 +1,80 @@
-"""What a claim asks for: RL outcomes of a pair under a variant, over seeds, evaluated like the base model."""
+"""What a claim asks for: RL outcomes of a pair under a variant, over seeds, evaluated like the base model.
+
+The Harness answers from the job cache. In a session's planning pass it records instead: a job that
+is not cached is noted (or the reason it cannot be built) and answered with a placeholder of the same
+type and shape, and the test is flagged ``pending`` so its claim is not judged. The plugin then runs
+the recorded jobs as a graph (harness/plan.py, harness/scheduler.py) before the tests judge.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from harness import registry
+from harness import jobs, registry
+from harness.cache import Cache
 from harness.evaluate import EvalResult, load_result
-from harness.executors import Executor
 from harness.loading import Pair
 from harness.rl.runner import TRAIN_LOG, is_vacuous
-from harness.specs import DataSpec, EvalSpec, OrganismSpec, PolaritySpec, RewardSpec, RLSpec, SpecError
+from harness.specs import DataSpec, EvalSpec, PolaritySpec, RewardSpec, RLSpec, Spec, SpecError
+from harness.tasks.base import Problem
 
 DEFAULT_SEEDS = {"smoke": 1, "standard": 2, "paper": 3}
+PLACEHOLDER_LOG_KEYS = ("reward", "reward_std", "frac_reward_zero_std", "entropy", "grad_norm",
+                        "clip_ratio/region_mean", "clip_ratio/low_mean", "clip_ratio/high_mean",
+                        "completions/mean_length")
 
 
-def lineage(pair: Pair) -> str:
-    """Pairs whose organisms differ only in pretraining steps share a lineage: a longer one continues a shorter."""
-    model = pair.model
-    return dataclasses.replace(model, steps=0).key if isinstance(model, OrganismSpec) else model.key
+class JobFailed(Exception):
+    """A job the test needs failed when this session ran its graph; the message is the one-line reason."""
 
 
-def prepare_lock(lineage_key: str) -> str:
-    """The cache lock held by the process preparing a lineage."""
-    return f"prepare-{lineage_key}"
+@dataclass
+class Recording:
+    """What a planning pass learned: the jobs asked for, and lines naming missing ones that cannot be built."""
+
+    requested: dict[str, Spec] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    pending: set[str] = field(default_factory=set)  # node ids of the tests given placeholders
+    _checked: dict[str, str | None] = field(default_factory=dict)  # key -> why it cannot be built
+
+    def add(self, spec: Spec, test: str, pair: str, *, missing: bool) -> None:
+        if not missing:
+            self.requested.setdefault(spec.key, spec)
+            return
+        if spec.key not in self._checked:
+            try:
+                jobs.check(spec)
+                self._checked[spec.key] = None
+            except SpecError as exc:
+                self._checked[spec.key] = str(exc).splitlines()[0]
+        problem = self._checked[spec.key]
+        if problem is None:
+            self.requested.setdefault(spec.key, spec)
+            return
+        line = f"{test}: pair {pair}: {problem}"
+        if line not in self.errors:
+            self.errors.append(line)
+
+
+def placeholder_result(spec: EvalSpec) -> EvalResult:
+    """An evaluation not computed yet: no problem solved, in the shapes of a real result."""
+    count = spec.num_problems
+    return EvalResult(spec=spec, problems=[Problem(question="", answer="", uid=f"pending-{i}") for i in range(count)],
+                      samples=[[""] * spec.n for _ in range(count)], greedy=[""] * count,
+                      answers=[[None] * spec.n for _ in range(count)], correct=np.zeros(count, dtype=int),
+                      formatted=np.zeros(count, dtype=int), greedy_correct=np.zeros(count, dtype=bool))
+
+
+def placeholder_log(spec: RLSpec) -> list[dict[str, Any]]:
+    """The train log of an RL run not computed yet: one row of zeros per step."""
+    return [{"step": step, "wall": 0.0, **dict.fromkeys(PLACEHOLDER_LOG_KEYS, 0.0)}
+            for step in range(1, spec.steps + 1)]
 
 
 @dataclass(frozen=True)
@@ -40,6 +87,9 @@ class RLOutcome:
     before: EvalResult
     after: tuple[EvalResult, ...]
     logs: tuple[list[dict[str, Any]], ...] = field(repr=False)
+    pending: bool = False  # placeholders stand for jobs not computed yet (a planning pass)
+    variant: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    harness: Harness | None = field(default=None, repr=False, compare=False)
 
     @property
     def vacuous(self) -> bool:
@@ -57,61 +107,65 @@ class RLOutcome:
     def gain(self, k: int) -> float:
         return float(self.scores(k).mean() - self.base_scores(k).mean())
 
+    def with_seeds(self, n: int) -> RLOutcome:
+        """The same variant on the same pair over seeds 0..n-1 (a placeholder, and recorded, in a planning pass)."""
+        assert self.harness is not None, "an outcome made by Harness.rl"
+        return self.harness.rl(self.pair, label=self.label, seeds=n, **self.variant)
+
 
 @dataclass
 class Harness:
-    """Turns a claim's request into cached jobs: ``rl(pair, reward=...)`` and ``evaluate(pair)``."""
+    """Turns a claim's request into cached jobs: ``rl(pair, reward=...)`` and ``evaluate(pair)``.
 
-    executor: Executor
+    ``failed`` (cache key -> one-line reason) are the jobs that failed in this session's run of the
+    graph: a test asking for one fails with that reason. A job neither cached nor failed (one the
+    planning pass did not see) is computed here. ``recording`` is set during a planning pass.
+    """
+
+    cache: Cache
     budget: str = "standard"
     seeds: int | None = None
+    failed: dict[str, str] = field(default_factory=dict)
+    recording: Recording | None = None
+    pending: bool = False  # this test was given a placeholder (a planning pass)
+    test: str = ""  # the node id of the test asking
 
     def __post_init__(self) -> None:
         if self.budget not in DEFAULT_SEEDS:
             raise SpecError(f"unknown budget {self.budget!r}; known: {', '.join(DEFAULT_SEEDS)}")
         self._reported = (0, 0)
 
-    def prepare(self, pairs: list[Pair]) -> None:
-        """Compute the pairs' base models and evaluations before the tests ask for them.
-
-        A lineage (organisms that differ only in pretraining steps) is prepared by one process,
-        shortest first, so a longer organism continues a shorter one. Each process (an xdist worker)
-        takes the longest lineage that no other process has taken, so workers pretrain side by side.
-        """
-        def steps(pair: Pair) -> int:
-            return pair.model.steps if isinstance(pair.model, OrganismSpec) else 0
-
-        lineages: dict[str, list[Pair]] = {}
-        for pair in pairs:
-            lineages.setdefault(lineage(pair), []).append(pair)
-        cache = self.executor.cache
-        for key, members in sorted(lineages.items(), key=lambda kv: (-max(map(steps, kv[1])), kv[0])):
-            if all(cache.contains(pair.eval) for pair in members):  # loaded without a lock: may be read-only
-                for pair in members:
-                    self.evaluate(pair)
-                continue
-            with cache.lock(prepare_lock(key), wait=False) as taken:
-                if taken:
-                    for pair in sorted(members, key=steps):
-                        self.evaluate(pair)
+    def begin_test(self, nodeid: str) -> None:
+        self.test, self.pending = nodeid, False
 
     def jobs_since_last_report(self) -> dict[str, list[str]]:
         """Cache keys computed and loaded since the previous call."""
-        stats = self.executor.cache.stats
+        stats = self.cache.stats
         computed, loaded = self._reported
         self._reported = (len(stats.computed), len(stats.loaded))
         return {"computed": stats.computed[computed:], "loaded": stats.loaded[loaded:]}
 
-    @property
-    def seed_list(self) -> list[int]:
-        return list(range(self.seeds or DEFAULT_SEEDS[self.budget]))
+    def seed_list(self, seeds: int | None = None) -> list[int]:
+        return list(range(seeds or self.seeds or DEFAULT_SEEDS[self.budget]))
+
+    def _entry(self, spec: Spec, pair: Pair) -> Path | None:
+        """The job's cache entry; None (recorded, the test pending) when a planning pass finds it missing."""
+        if self.recording is None:
+            if spec.key in self.failed:
+                raise JobFailed(f"{spec.short} failed: {self.failed[spec.key]}")
+            return jobs.materialize(spec, self.cache)
+        entry = self.cache.entry(spec.key)
+        self.pending |= entry is None
+        self.recording.add(spec, self.test, pair.id, missing=entry is None)
+        return entry
 
     def evaluate(self, pair: Pair) -> EvalResult:
         """The base model's evaluation (its alignment is ``pass_at_k(pair.alignment_k)``)."""
-        return self._evaluate(pair.eval)
+        return self._evaluate(pair.eval, pair)
 
-    def _evaluate(self, spec: EvalSpec) -> EvalResult:
-        return load_result(spec, self.executor.materialize(spec))
+    def _evaluate(self, spec: EvalSpec, pair: Pair) -> EvalResult:
+        entry = self._entry(spec, pair)
+        return placeholder_result(spec) if entry is None else load_result(spec, entry)
 
     def rl_spec(self, pair: Pair, *, seed: int, reward: str = "ground_truth",
                 reward_params: dict[str, Any] | None = None, polarity: str = "standard", lam: float = 0.1,
@@ -125,13 +179,19 @@ class Harness:
         registry.check(spec)  # unknown reward, polarity or parameters: one line before anything runs
         return spec
 
-    def rl(self, pair: Pair, *, label: str | None = None, **variant: Any) -> RLOutcome:
-        """RL with the variant on every seed, each run evaluated with the pair's evaluation settings."""
-        specs = tuple(self.rl_spec(pair, seed=s, **variant) for s in self.seed_list)
-        logs = tuple(json.loads((self.executor.materialize(s) / TRAIN_LOG).read_text()) for s in specs)
-        after = tuple(self._evaluate(self.trained_eval(pair, s)) for s in specs)
-        name = label or describe_variant(specs[0])
-        return RLOutcome(pair=pair, label=name, specs=specs, before=self.evaluate(pair), after=after, logs=logs)
+    def rl(self, pair: Pair, *, label: str | None = None, seeds: int | None = None, **variant: Any) -> RLOutcome:
+        """RL with the variant on every seed (the run's, or ``seeds``), each run evaluated with the pair's
+        evaluation settings."""
+        pending_before, self.pending = self.pending, False
+        specs = tuple(self.rl_spec(pair, seed=s, **variant) for s in self.seed_list(seeds))
+        entries = [self._entry(s, pair) for s in specs]
+        logs = tuple(placeholder_log(s) if e is None else json.loads((e / TRAIN_LOG).read_text())
+                     for s, e in zip(specs, entries, strict=True))
+        after = tuple(self._evaluate(self.trained_eval(pair, s), pair) for s in specs)
+        before = self.evaluate(pair)
+        pending, self.pending = self.pending, pending_before or self.pending
+        return RLOutcome(pair=pair, label=label or describe_variant(specs[0]), specs=specs, before=before,
+                         after=after, logs=logs, pending=pending, variant=variant, harness=self)
 
     @staticmethod
     def trained_eval(pair: Pair, spec: RLSpec) -> EvalSpec:

@@ -26,8 +26,7 @@ import json
 import numpy as np
 
 from harness.cache import Cache
-from harness.evaluate import evaluate
-from harness.jobs import materialize
+from harness.jobs import evaluate, materialize
 from harness.loading import load_fixtures
 from harness.models import load_model
 from harness.rl.runner import TRAIN_LOG
@@ -59,7 +58,7 @@ def main() -> None:
     pair = next(p for p in load_fixtures(args.pairs) if p.id == args.pair)
     recipe = load_recipe(args.recipe)[0] if args.recipe else pair.recipe
     cache = Cache()
-    model, _ = load_model(pair.model, cache)
+    model, _ = load_model(pair.model, materialize(pair.model, cache))
     rms = weight_rms(model)
     lr = args.lr or float(f"{args.paper_lr * rms / REFERENCE_RMS:.2g}")
     print(f"{pair.id}: weight rms {rms:.4f}; lr = {args.paper_lr:g} x {rms:.4f} / {REFERENCE_RMS} = {lr:g}",

@@ -115,7 +115,7 @@ def build_trainer(cache: Cache, output_dir, polarity: str, *, steps: int = 2,
     spec = RLSpec(model=TINY, task=TASK, recipe=RECIPE, steps=steps, polarity=PolaritySpec(name=polarity))
     task = get_task(TASK)
     torch.manual_seed(0)
-    model, tokenizer = load_model(TINY, cache)
+    model, tokenizer = load_model(TINY, cache.path(TINY.key))
     model.train()
     return cls(model=model, processing_class=tokenizer, reward_funcs=[make_reward(RewardSpec(), task, seed=0)],
                args=grpo_config(spec, output_dir), train_dataset=_dataset(task, training_pool(spec)),

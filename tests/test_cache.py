@@ -13,14 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import RECIPE, finish, python, sha256, tiny_eval, tiny_organism, tree_digest
+from helpers import finish, python, sha256, tiny_eval, tiny_organism, tree_digest
 
 from harness.cache import ENV_VAR, MANIFEST, Cache, CacheWarning
-from harness.evaluate import GENERATIONS, evaluate
-from harness.executors import InProcess
-from harness.jobs import materialize
-from harness.loading import load_fixtures
-from harness.results import Harness, lineage, prepare_lock
+from harness.evaluate import GENERATIONS
+from harness.jobs import evaluate, materialize
 from harness.specs import TaskSpec, from_dict, library_versions
 
 SPEC = TaskSpec(family="cache-test", params={"payload": 1})  # any spec names a key; nothing computes tasks here
@@ -430,35 +427,3 @@ def test_longer_pretraining_continues_from_the_cached_prefix_bitwise(tmp_path: P
 
     other_seed = materialize(tiny_organism(steps=30, seed=1), continued)  # another lineage: from scratch
     assert json.loads((other_seed / MANIFEST).read_text())["continued_from_step"] == 0
-
-
-PREPARED_PAIRS = """\
-defaults:
-  eval: {num_problems: 8, n: 2, max_new_tokens: 4}
-  alignment_k: 2
-  recipe: tiny.yaml
-pairs:
-  one-digit-long: {model: {organism: {mix: [{task: {family: arithmetic, params: {digits: 1}}}], steps: 10}},
-                   task: {family: arithmetic, params: {digits: 1}}}
-  one-digit-short: {model: {organism: {mix: [{task: {family: arithmetic, params: {digits: 1}}}], steps: 5}},
-                    task: {family: arithmetic, params: {digits: 1}}}
-  two-digit: {model: {organism: {mix: [{task: {family: arithmetic, params: {digits: 2}}}], steps: 5}},
-              task: {family: arithmetic, params: {digits: 2}}}
-"""
-
-
-def test_prepare_leaves_a_lineage_another_process_is_preparing(tmp_path: Path) -> None:
-    (tmp_path / "pairs.yaml").write_text(PREPARED_PAIRS)
-    (tmp_path / "tiny.yaml").write_text(RECIPE)
-    pairs = {p.id: p for p in load_fixtures(tmp_path / "pairs.yaml")}
-    cache = Cache(tmp_path / "cache")
-    harness = Harness(executor=InProcess(cache), budget="smoke")
-    with cache.lock(prepare_lock(lineage(pairs["one-digit-long"]))):  # as another worker would
-        harness.prepare(list(pairs.values()))
-    assert cache.stats.computed == [pairs["two-digit"].model.key, pairs["two-digit"].eval.key]
-
-    harness.prepare(list(pairs.values()))  # the lineage is free now: shortest first, then continued
-    assert cache.stats.computed[2:] == [pairs[p].model.key if kind == "model" else pairs[p].eval.key
-                                        for p in ("one-digit-short", "one-digit-long") for kind in ("model", "eval")]
-    longer = materialize(pairs["one-digit-long"].model, cache)
-    assert json.loads((longer / MANIFEST).read_text())["continued_from_step"] == 5

@@ -14,8 +14,8 @@ import pytest
 from helpers import TINY_TASK, sha256, shared_and_plain_samples, tiny_eval, tiny_organism
 
 from harness.cache import MANIFEST, Cache
-from harness.evaluate import GENERATIONS, EvalResult, eval_problems, evaluate, load_result, score
-from harness.jobs import materialize
+from harness.evaluate import GENERATIONS, EvalResult, eval_problems, load_result, score
+from harness.jobs import evaluate, materialize
 from harness.models import load_model
 from harness.specs import SpecError
 from harness.tasks import get_task
@@ -198,7 +198,7 @@ def test_stored_scores_are_reused_until_the_verifier_changes(base: SimpleNamespa
 
 
 def test_prompts_run_once_for_their_samples_give_the_samples_of_plain_generate(base: SimpleNamespace) -> None:
-    model, tokenizer = load_model(ORGANISM, base.cache)
+    model, tokenizer = load_model(ORGANISM, materialize(ORGANISM, base.cache))
     prompts = ["3+4=", "12+7=", "5*6=", "18-9="]  # of several lengths: left padding is shared too
     shared, plain = shared_and_plain_samples(model, tokenizer, prompts, n=16)
     assert len(shared) == 64 and shared == plain

@@ -1,5 +1,5 @@
-"""Executors: a real organism job through a local Ray instance matches the in-process run, and racing
-Ray workers and separate processes on one cache compute each job once."""
+"""Ray: the scheduler submits every ready job as a Ray task at once (two run at the same time on a 2-CPU cluster), a
+Ray job matches the in-process run, and racing Ray tasks and separate processes on one cache compute each job once."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import REPO, sha256, tiny_eval, tiny_organism
 
-from harness.cache import Cache, sha256_file
-from harness.executors import InProcess, make_executor
-from harness.specs import MixComponent, OrganismSpec, TaskSpec
+from harness.cache import MANIFEST, Cache
+from harness.executors import RayWorkers, payload, run_unit
+from harness.jobs import materialize
+from harness.plan import build
+from harness.scheduler import Scheduler
 
 ray = pytest.importorskip("ray", reason="ray is not installed (the ray extra)")
-
-TASK = TaskSpec(family="arithmetic", params={"digits": 1})
-SPEC = OrganismSpec(mix=(MixComponent(task=TASK),), steps=25)
 
 RACER = """
 import json, sys
@@ -33,38 +33,49 @@ print(json.dumps({"computed": cache.stats.computed, "loaded": cache.stats.loaded
 
 @pytest.fixture(scope="module")
 def ray_cluster(tmp_path_factory: pytest.TempPathFactory):
-    os.environ["RAY_AUTH_MODE"] = "disabled"  # otherwise Ray writes a token under the home directory
-    os.environ["CLAIMS_PROGRESS"] = "0"
-    temp = tmp_path_factory.mktemp("ray")
-    ray.init(num_cpus=2, _temp_dir=str(temp), object_store_memory=256 * 1024**2, include_dashboard=False,
-             log_to_driver=False)
-    yield
-    ray.shutdown()
+    """A local 2-CPU Ray instance whose workers import this checkout's harness, quiet, its files in a tmp path."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("RAY_AUTH_MODE", "disabled")  # otherwise Ray writes a token under the home directory
+        env.setenv("CLAIMS_PROGRESS", "0")
+        env.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p))
+        ray.init(num_cpus=2, _temp_dir=str(tmp_path_factory.mktemp("ray")), object_store_memory=256 * 1024**2,
+                 include_dashboard=False, log_to_driver=False)
+        yield
+        ray.shutdown()
 
 
-def test_ray_job_matches_in_process_and_is_then_loaded(tmp_path: Path, ray_cluster: None) -> None:
-    local = InProcess(Cache(tmp_path / "local")).materialize(SPEC)
-    executor = make_executor("ray", Cache(tmp_path / "shared"))
-    remote = executor.materialize(SPEC)
-    assert sha256_file(remote / "model.safetensors") == sha256_file(local / "model.safetensors")
-    assert executor.cache.stats.computed == [SPEC.key] and executor.cache.stats.loaded == []
-    again = executor.materialize(SPEC)  # a second request: loaded from the cache, no Ray task
-    assert again == remote
-    assert executor.cache.stats.computed == [SPEC.key] and executor.cache.stats.loaded == [SPEC.key]
-    executor.close()  # does not shut down a cluster it did not start
+def window(cache: Cache, key: str) -> tuple[float, float]:
+    """When the job computed, from its manifest."""
+    manifest = json.loads((cache.path(key) / MANIFEST).read_text())
+    return manifest["started"], manifest["started"] + manifest["seconds"]
 
 
-def test_ray_workers_and_processes_racing_compute_once(tmp_path: Path, ray_cluster: None) -> None:
-    from harness.executors import _remote_materialize
+def test_ray_tasks_run_ready_jobs_at_the_same_time(tmp_path: Path, ray_cluster: None) -> None:
+    cache = Cache(tmp_path / "shared")
+    first, other = tiny_organism(steps=60), tiny_organism(steps=60, seed=1)
+    graph = build([tiny_eval(first), tiny_eval(other)], cache)
+    backend = RayWorkers()
+    assert backend.capacity is None and backend.slots == 2  # every ready job submitted at once
+    outcome = Scheduler(graph, backend, cache).run()
+    assert outcome.failed == {}
+    assert sorted(outcome.computed) == sorted(n.key for n in graph.todo)
+    (a_start, a_end), (b_start, b_end) = window(cache, first.key), window(cache, other.key)
+    assert max(a_start, b_start) < min(a_end, b_end)  # two Ray tasks computing at once
+    assert ray.is_initialized()  # the scheduler closed a backend that did not start the cluster: left running
 
-    root = str(tmp_path / "shared")
-    spec = OrganismSpec(mix=(MixComponent(task=TASK),), steps=40)
-    task = ray.remote(_remote_materialize)
-    refs = [task.remote(spec.to_dict(), root, []) for _ in range(2)]
+    local = materialize(first, Cache(tmp_path / "local"))
+    assert sha256(cache.path(first.key) / "model.safetensors") == sha256(local / "model.safetensors")
+
+
+def test_ray_tasks_and_processes_racing_compute_once(tmp_path: Path, ray_cluster: None) -> None:
+    root = tmp_path / "shared"
+    spec = tiny_organism(steps=40)
+    unit = payload([spec], Cache(root), {}, [])
+    refs = [ray.remote(run_unit).remote(unit) for _ in range(2)]
     env = {**os.environ, "CLAIMS_PROGRESS": "0"}
-    procs = [subprocess.Popen([sys.executable, "-c", RACER, root, json.dumps(spec.to_dict())],
-                              stdout=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+    procs = [subprocess.Popen([sys.executable, "-c", RACER, str(root), json.dumps(spec.to_dict())],
+                              stdout=subprocess.PIPE, text=True, env=env, cwd=REPO) for _ in range(2)]
     results = [*ray.get(refs), *(json.loads(p.communicate(timeout=300)[0]) for p in procs)]
+    assert all(r.get("error") is None for r in results)
     computed = [key for r in results for key in r["computed"]]
     assert computed == [spec.key]  # four requests, one computation
-    assert sum(spec.key in r["loaded"] for r in results) == 3

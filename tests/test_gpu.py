@@ -8,8 +8,7 @@ import json
 import pytest
 
 from harness.cache import Cache
-from harness.evaluate import evaluate
-from harness.jobs import materialize
+from harness.jobs import evaluate, materialize
 from harness.loading import load_recipe
 from harness.specs import EvalSpec, MixComponent, OrganismSpec, RLSpec, TaskSpec, library_versions
 

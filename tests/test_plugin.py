@@ -96,14 +96,13 @@ def claims_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (files / "pairs.yaml").write_text(PAIRS)
     (files / "tiny.yaml").write_text(RECIPE)
     from harness.cache import Cache
-    from harness.executors import InProcess
     from harness.loading import load_fixtures
     from harness.results import Harness
 
     with pytest.MonkeyPatch.context() as mp:
         for name, value in QUIET_ENV.items():
             mp.setenv(name, value)
-        harness_ = Harness(executor=InProcess(Cache(cache_dir)), budget="standard")
+        harness_ = Harness(cache=Cache(cache_dir), budget="standard")
         for pair in load_fixtures(files / "pairs.yaml"):
             harness_.rl(pair)
     return cache_dir

@@ -405,17 +405,20 @@ RAY_JOB = """
 import json, sys
 import ray
 from harness.cache import Cache
-from harness.executors import RayExecutor
+from harness.executors import RayWorkers
 from harness.loading import load_fixtures
+from harness.plan import build
 from harness.registry import load_plugins
+from harness.scheduler import Scheduler
 
 conftest, pairs, cache, temp = sys.argv[1:]
 load_plugins([conftest])  # what pytest does with a conftest.py, and python -m harness with -p
 pair = load_fixtures(pairs)[0]
 ray.init(num_cpus=1, _temp_dir=temp, object_store_memory=96 * 1024**2, include_dashboard=False, log_to_driver=False)
-executor = RayExecutor(Cache(cache))
-executor.materialize(pair.eval)  # the base evaluation: pretraining the organism on the new family, then sampling
-print(json.dumps({"computed": executor.cache.stats.computed, "jobs": [pair.model.key, pair.eval.key]}))
+cache = Cache(cache)
+# the base evaluation as Ray tasks: pretraining the organism on the new family, then sampling
+outcome = Scheduler(build([pair.eval], cache), RayWorkers(), cache).run()
+print(json.dumps({"computed": outcome.computed, "failed": outcome.failed, "jobs": [pair.model.key, pair.eval.key]}))
 ray.shutdown()
 """
 

@@ -42,8 +42,7 @@ def organism(tmp_path_factory):
     """(model, tokenizer) of the tiny organism; pretrained once per session (the cache lies in the session's
     base temp, shared with tests/test_advantages.py and tests/test_rl.py)."""
     cache = Cache(tmp_path_factory.getbasetemp() / "organism-cache")
-    materialize(TINY, cache)
-    return load_model(TINY, cache)
+    return load_model(TINY, materialize(TINY, cache))
 
 
 def call(reward, completions, answers, uids=None, questions=None):

@@ -21,8 +21,7 @@ from safetensors.torch import load_file
 
 from harness import stats
 from harness.cache import Cache
-from harness.evaluate import evaluate
-from harness.jobs import materialize
+from harness.jobs import Inputs, evaluate, inputs_for, materialize
 from harness.loading import load_recipe
 from harness.rl.runner import (
     TRAIN_ACCURACY,
@@ -149,7 +148,7 @@ def test_every_variant_trains(cache, variant):
     assert not (cache.root / "work" / spec.key).exists()  # the work directory goes once published
     history = json.loads((entry / TRAIN_ACCURACY).read_text())
     drawn = {uid for uid in history}
-    chosen = {p.uid for p in select_problems(spec, cache)}
+    chosen = {p.uid for p in select_problems(spec, inputs_for(spec, cache))}
     assert drawn <= chosen
     if spec.data.selection != "full":
         assert len(chosen) == spec.data.examples
@@ -177,7 +176,7 @@ def test_historical_variance_reuses_the_full_set_run(organism_cache, tmp_path):
     assert all(len(accs) == 2 for accs in history.values())  # 4 steps = 2 generations of all 8 problems
     variances = {uid: np.var(accs) for uid, accs in history.items()}
     best = max(variances.values())
-    chosen = select_problems(one_shot, fresh)
+    chosen = select_problems(one_shot, inputs_for(one_shot, fresh))
     assert len({p.uid for p in chosen}) == 1 and variances[chosen[0].uid] == best
     assert len(chosen) == SMALL_POOL  # the one example fills the pool
 
@@ -186,16 +185,16 @@ def test_data_selection(organism_cache):
     pool = training_pool(BASE)
     assert BASE.data.pool_size > 86 and len(pool) == 86  # 1-digit addition has 86 train problems: pool capped
     index = dataclasses.replace(BASE, data=DataSpec(selection="few_shot", method="index", index=5, count=3))
-    assert [p.uid for p in select_problems(index, organism_cache)] == \
+    assert [p.uid for p in select_problems(index, Inputs(organism_cache))] == \
         [pool[5 + i % 3].uid for i in range(index.data.pool_size)]
     random_a = dataclasses.replace(BASE, data=DataSpec(selection="one_shot", method="random"))
     random_b = dataclasses.replace(random_a, seed=1)
-    assert select_problems(random_a, organism_cache) == select_problems(random_a, organism_cache)
-    assert {p.uid for p in select_problems(random_a, organism_cache)} != \
-        {p.uid for p in select_problems(random_b, organism_cache)}
+    assert select_problems(random_a, Inputs(organism_cache)) == select_problems(random_a, Inputs(organism_cache))
+    assert {p.uid for p in select_problems(random_a, Inputs(organism_cache))} != \
+        {p.uid for p in select_problems(random_b, Inputs(organism_cache))}
     beyond = dataclasses.replace(BASE, data=DataSpec(selection="one_shot", method="index", index=90))
     with pytest.raises(SpecError, match="needs more than the 86 training problems"):
-        select_problems(beyond, organism_cache)
+        select_problems(beyond, Inputs(organism_cache))
 
 
 # ---------------------------------------------------------------- (2) bitwise reproducible across processes

@@ -12,8 +12,7 @@ from helpers import shared_and_plain_samples
 from safetensors.torch import load_file
 
 from harness.cache import Cache
-from harness.evaluate import evaluate
-from harness.jobs import materialize
+from harness.jobs import evaluate, materialize
 from harness.loading import load_fixtures
 from harness.models import load_model
 from harness.specs import RewardSpec, RLSpec
@@ -54,7 +53,7 @@ def test_conversion_is_cached_as_safetensors_and_reloads_fast(pairs: dict, cache
 
 def test_prompts_run_once_for_their_samples_give_the_samples_of_plain_generate(pairs: dict, cache: Cache) -> None:
     pair = pairs["smollm2-add1"]
-    model, tokenizer = load_model(pair.model, cache)
+    model, tokenizer = load_model(pair.model, materialize(pair.model, cache))
     prompts = [tokenizer.apply_chat_template([{"role": "user", "content": q}], add_generation_prompt=True,
                                              tokenize=False) for q in ("What is 3 + 4?", "Compute 12 + 7 and explain.")]
     shared, plain = shared_and_plain_samples(model, tokenizer, prompts, n=4)

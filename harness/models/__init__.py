@@ -19,13 +19,9 @@ def device_and_dtype() -> tuple[str, Any]:
     return "cpu", torch.float32
 
 
-def model_dir(spec: ModelSpec, cache: Any) -> Path | None:
-    """The cache entry holding the weights, or None for a hub/local model loaded in place."""
-    from harness.jobs import materialize
-
-    if isinstance(spec, PretrainedSpec) and spec.gguf_file is None:
-        return None
-    return materialize(spec, cache)
+def has_entry(spec: ModelSpec) -> bool:
+    """Whether the model's weights live in a cache entry (a job), not in a hub or local model loaded in place."""
+    return not (isinstance(spec, PretrainedSpec) and spec.gguf_file is None)
 
 
 def base_organism(spec: ModelSpec) -> bool:
@@ -35,22 +31,22 @@ def base_organism(spec: ModelSpec) -> bool:
     return isinstance(spec, OrganismSpec)
 
 
-def load_tokenizer_and_dir(spec: ModelSpec, cache: Any) -> tuple[Any, str | Path]:
-    """The tokenizer and where the weights lie (a cache entry, or the hub id / local directory)."""
+def load_tokenizer_and_dir(spec: ModelSpec, entry: Path | None) -> tuple[Any, str | Path]:
+    """The tokenizer and where the weights lie: the model's cache ``entry``, or (None) the hub id / local directory."""
     from transformers import AutoTokenizer
 
     from harness.models import organism
 
-    directory = model_dir(spec, cache)
-    if directory is None:
+    if entry is None:
         return AutoTokenizer.from_pretrained(spec.source, trust_remote_code=spec.trust_remote_code), spec.source
     if base_organism(spec):
-        return organism.load_tokenizer(directory), directory
-    return AutoTokenizer.from_pretrained(directory), directory
+        return organism.load_tokenizer(entry), entry
+    return AutoTokenizer.from_pretrained(entry), entry
 
 
-def load_model(spec: ModelSpec, cache: Any, *, training: bool = False) -> tuple[Any, Any]:
-    """(model in eval mode on the job's device, tokenizer with left padding).
+def load_model(spec: ModelSpec, entry: Path | None, *, training: bool = False) -> tuple[Any, Any]:
+    """(model in eval mode on the job's device, tokenizer with left padding), from the model's cache ``entry``
+    (None: a hub or local model loaded in place, see ``has_entry``).
 
     For sampling the weights are bf16 on CUDA; for ``training`` they stay float32 (TRL's bf16 flag autocasts).
     """
@@ -62,15 +58,11 @@ def load_model(spec: ModelSpec, cache: Any, *, training: bool = False) -> tuple[
     device, dtype = device_and_dtype()
     if training:
         dtype = torch.float32
-    directory = model_dir(spec, cache)
-    if directory is None:
+    if entry is None:
         model, tokenizer = pretrained.from_pretrained(spec, dtype=dtype)
     else:
-        model = AutoModelForCausalLM.from_pretrained(directory, dtype=dtype)
-        if base_organism(spec):
-            tokenizer = organism.load_tokenizer(directory)
-        else:
-            tokenizer = AutoTokenizer.from_pretrained(directory)
+        model = AutoModelForCausalLM.from_pretrained(entry, dtype=dtype)
+        tokenizer = organism.load_tokenizer(entry) if base_organism(spec) else AutoTokenizer.from_pretrained(entry)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"

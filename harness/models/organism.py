@@ -204,15 +204,15 @@ def collate(tokenizer: PreTrainedTokenizerFast, encoded: list[Encoded]) -> dict[
     return {"input_ids": input_ids, "labels": label_ids, "attention_mask": attention}
 
 
-def _lineage(spec: OrganismSpec) -> str:
+def lineage(spec: OrganismSpec) -> str:
     """Runs that differ only in ``steps`` share a lineage: a shorter one is a prefix of a longer one."""
     return dataclasses.replace(spec, steps=0).key
 
 
-def _longest_prefix(spec: OrganismSpec, cache: Cache) -> tuple[int, Path] | None:
+def longest_prefix(spec: OrganismSpec, cache: Cache) -> tuple[int, Path] | None:
     """The cached run of the same lineage with the most steps below ``spec.steps``."""
     best: tuple[int, Path] | None = None
-    index = cache.root / "index" / _lineage(spec)
+    index = cache.root / "index" / lineage(spec)
     for marker in index.glob("*") if index.is_dir() else ():
         steps = int(marker.name)
         if steps < spec.steps and (best is None or steps > best[0]):
@@ -277,7 +277,7 @@ def pretrain(spec: OrganismSpec, out: Path, cache: Cache) -> dict:
     optimizer = torch.optim.AdamW(model.parameters(), lr=spec.learning_rate)
     log: list[dict] = []
     start, started = 0, time.time()
-    prefix = _longest_prefix(spec, cache)
+    prefix = longest_prefix(spec, cache)
     if prefix is not None:
         start, entry = prefix
         model = Qwen2ForCausalLM.from_pretrained(entry)
@@ -302,7 +302,7 @@ def pretrain(spec: OrganismSpec, out: Path, cache: Cache) -> dict:
     _move_optimizer_state(optimizer, "cpu")
     _save_state(out / TRAIN_STATE, optimizer, generator)
     (out / PRETRAIN_LOG).write_text(json.dumps(log))
-    index = cache.root / "index" / _lineage(spec)
+    index = cache.root / "index" / lineage(spec)
     index.mkdir(parents=True, exist_ok=True)
     (index / str(spec.steps)).write_text(spec.key)
     return {"pretrain_seconds": round(time.time() - started, 2), "continued_from_step": start}

@@ -7,19 +7,19 @@ organisms' character vocabulary. Imported only when an EvalSpec asks for backend
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from harness.cache import Cache
 from harness.tasks.base import Problem, Task
 
 
-def generate(spec: Any, task: Task, problems: list[Problem], cache: Cache) -> tuple[list[list[str]], list[str]]:
+def generate(spec: Any, task: Task, problems: list[Problem], entry: Path | None) -> tuple[list[list[str]], list[str]]:
     from vllm import LLM, SamplingParams
 
     from harness.evaluate import render_prompt
     from harness.models import load_tokenizer_and_dir
 
-    tokenizer, directory = load_tokenizer_and_dir(spec.model, cache)
+    tokenizer, directory = load_tokenizer_and_dir(spec.model, entry)
     llm = LLM(model=str(directory), skip_tokenizer_init=True, seed=spec.seed, dtype="auto",
               trust_remote_code=getattr(spec.model, "trust_remote_code", False))
     prompts = [{"prompt_token_ids": tokenizer(render_prompt(task, p, tokenizer), add_special_tokens=False)["input_ids"]}

@@ -39,7 +39,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -56,6 +56,9 @@ from harness.rl.runner import LOGGED, RESUME_EVERY, TRAIN_ACCURACY, TRAIN_LOG, i
 from harness.specs import RecipeSpec, RewardSpec, RLSpec, SpecError
 from harness.tasks import get_task
 from harness.tasks.base import Problem
+
+if TYPE_CHECKING:
+    from harness.jobs import Inputs
 
 BETAS, EPS = (0.9, 0.999), 1e-8  # transformers' AdamW defaults, as the TRL path uses them
 COPIED = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
@@ -626,13 +629,17 @@ def train_group(specs: Sequence[RLSpec], base_entry: Path, outs: Sequence[Path],
     return [{"resumed_from_step": start, "vacuous": is_vacuous(run.rows)} for run in runs]
 
 
-def train(spec: RLSpec, out: Path, cache: Any, *, device: str | None = None) -> dict:
+def train(spec: RLSpec, out: Path, inputs: Inputs, *, device: str | None = None) -> dict:
     """One run through the batched engine, with the TRL runner's signature (a group of one)."""
-    from harness.models import device_and_dtype, model_dir
+    return train_inputs([spec], [out], inputs, device=device)[0]
+
+
+def train_inputs(specs: Sequence[RLSpec], outs: Sequence[Path], inputs: Inputs, *,
+                 device: str | None = None) -> list[dict]:
+    """``train_group`` from a job's inputs: the base organism's entry, each run's problems and resume directory."""
+    from harness.models import device_and_dtype
     from harness.rl.runner import select_problems
 
-    base = model_dir(spec.model, cache)
-    work = cache.root / "work" / spec.key
-    return train_group([spec], base, [out], [work], problems=[select_problems(spec, cache)],
-                       device=device or device_and_dtype()[0])[0]
+    return train_group(specs, inputs.model(specs[0].model), outs, [inputs.cache.work_dir(s.key) for s in specs],
+                       problems=[select_problems(s, inputs) for s in specs], device=device or device_and_dtype()[0])
 

@@ -18,14 +18,18 @@ import math
 import shutil
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from harness.cache import Cache, out_of_space
-from harness.specs import DataSpec, PolaritySpec, RewardSpec, RLSpec, SpecError
+from harness.cache import out_of_space
+from harness.specs import DataSpec, PolaritySpec, RewardSpec, RLSpec, Spec, SpecError
 from harness.tasks import get_task
 from harness.tasks.base import Problem, Task, seeded_rng
+from harness.tasks.hub import HubTask
+
+if TYPE_CHECKING:
+    from harness.jobs import Inputs
 
 TRAIN_LOG = "train_log.json"
 TRAIN_ACCURACY = "train_accuracy.json"
@@ -42,42 +46,71 @@ def training_pool(spec: RLSpec) -> list[Problem]:
     return task.problems("train", min(spec.data.pool_size, task.available("train")), seed=PROBLEM_SEED)
 
 
-def historical_variance(spec: RLSpec, cache: Cache) -> list[str]:
+def ranking_run(spec: RLSpec) -> RLSpec:
+    """The standard full-set run whose training accuracy ranks the examples (``historical_variance``)."""
+    # exactly the standard full-set run (DataSpec defaults but the pool), so the two share one cache entry
+    return dataclasses.replace(spec, data=DataSpec(pool_size=spec.data.pool_size),
+                               reward=RewardSpec(), polarity=PolaritySpec())
+
+
+def extra_inputs(spec: RLSpec) -> tuple[Spec, ...]:
+    """The jobs an RL run reads besides its model: the ranking run of a historical-variance selection."""
+    if spec.data.selection != "full" and spec.data.method == "historical_variance":
+        return (ranking_run(spec),)
+    return ()
+
+
+def historical_variance(spec: RLSpec, inputs: Inputs) -> list[str]:
     """Problem uids by decreasing variance of their training accuracy in the full-set ground-truth run.
 
     Wang et al. take the variance of a problem's accuracy across the epochs of that run. A short run
     (the smoke budget) may draw no problem twice; the variance is then that of the correctness of
     each problem's sampled completions in its one draw, a(1 - a) for group accuracy a.
     """
-    from harness.jobs import materialize
-
-    # exactly the standard full-set run (DataSpec defaults but the pool), so the two share one cache entry
-    full = dataclasses.replace(spec, data=DataSpec(pool_size=spec.data.pool_size),
-                               reward=RewardSpec(), polarity=PolaritySpec())
-    history = json.loads((materialize(full, cache) / TRAIN_ACCURACY).read_text())
+    history = json.loads((inputs.entry(ranking_run(spec)) / TRAIN_ACCURACY).read_text())
     variances = {uid: float(np.var(accs)) for uid, accs in history.items() if len(accs) >= 2}
     if not variances:
         variances = {uid: accs[0] * (1 - accs[0]) for uid, accs in history.items()}
     return sorted(variances, key=lambda uid: (-variances[uid], uid))
 
 
-def select_problems(spec: RLSpec, cache: Cache) -> list[Problem]:
+def _check_selection(spec: RLSpec, pool_size: int) -> None:
+    data: DataSpec = spec.data
+    if data.selection != "full" and (data.examples > pool_size
+                                     or (data.method == "index" and data.index + data.examples > pool_size)):
+        raise SpecError(f"data: {data.selection} ({data.method}, index {data.index}, {data.examples} examples) needs "
+                        f"more than the {pool_size} training problems of {spec.task.name}")
+
+
+def check(spec: RLSpec) -> None:
+    """Planning-time check: a known reward, and a data selection the training pool can serve (hub datasets
+    are checked by the job)."""
+    from harness.rl.rewards import check_reward
+
+    try:
+        check_reward(spec.reward)
+    except SpecError as exc:
+        raise SpecError(f"reward: {exc}") from None
+    task = get_task(spec.task)
+    if not isinstance(task, HubTask):
+        _check_selection(spec, min(spec.data.pool_size, task.available("train")))
+
+
+def select_problems(spec: RLSpec, inputs: Inputs) -> list[Problem]:
     """The problems RL trains on, repeated to the pool size when fewer (the one example fills the batch)."""
     pool = training_pool(spec)
     data: DataSpec = spec.data
     if data.selection == "full":
         return pool
+    _check_selection(spec, len(pool))
     count = data.examples
-    if count > len(pool) or (data.method == "index" and data.index + count > len(pool)):
-        raise SpecError(f"data {data.selection} ({data.method}, index {data.index}, {count} examples) needs more "
-                        f"than the {len(pool)} training problems of {spec.task.name}")
     if data.method == "index":
         chosen = pool[data.index:data.index + count]
     elif data.method == "random":
         chosen = seeded_rng("select", spec.seed).sample(pool, count)
     else:
         by_uid = {p.uid: p for p in pool}
-        chosen = [by_uid[uid] for uid in historical_variance(spec, cache)[:count]]
+        chosen = [by_uid[uid] for uid in historical_variance(spec, inputs)[:count]]
     return [chosen[i % len(chosen)] for i in range(data.pool_size)]
 
 
@@ -236,12 +269,12 @@ def _resume_point(spec: RLSpec, work: Path) -> Path | None:
     return None
 
 
-def train(spec: RLSpec, out: Path, cache: Cache) -> dict:
+def train(spec: RLSpec, out: Path, inputs: Inputs) -> dict:
     """The RL job (see the module docstring); recipes with engine "batched" go to harness.rl.batched."""
     if spec.recipe.engine == "batched":
         from harness.rl import batched
 
-        return batched.train(spec, out, cache)
+        return batched.train(spec, out, inputs)
     from transformers import PrinterCallback
 
     from harness.determinism import seed_everything
@@ -253,8 +286,8 @@ def train(spec: RLSpec, out: Path, cache: Cache) -> dict:
     check(spec)
     seed_everything(spec.seed)
     task = get_task(spec.task)
-    problems = select_problems(spec, cache)
-    model, tokenizer = load_model(spec.model, cache, training=True)
+    problems = select_problems(spec, inputs)
+    model, tokenizer = load_model(spec.model, inputs.model(spec.model), training=True)
     model.train()
     if spec.recipe.lora_r:
         from peft import LoraConfig, get_peft_model
@@ -262,7 +295,7 @@ def train(spec: RLSpec, out: Path, cache: Cache) -> dict:
         model = get_peft_model(model, LoraConfig(r=spec.recipe.lora_r, lora_alpha=2 * spec.recipe.lora_r,
                                                  target_modules="all-linear", task_type="CAUSAL_LM"))
 
-    work = cache.work_dir(spec.key)
+    work = inputs.cache.work_dir(spec.key)
     work.mkdir(parents=True, exist_ok=True)
     resume = _resume_point(spec, work)
     resumed_step = _step(resume) if resume else 0
