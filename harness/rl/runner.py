@@ -26,6 +26,9 @@ TRAIN_LOG = "train_log.json"
 TRAIN_ACCURACY = "train_accuracy.json"
 PROBLEM_SEED = 0  # the training pool is the same for every run on a task
 RESUME_EVERY = 25  # fewest steps between resume checkpoints: a shorter run just starts again
+# the metrics of a train_log.json row besides step and wall (both engines)
+LOGGED = ("reward", "reward_std", "frac_reward_zero_std", "entropy", "grad_norm", "loss",
+          "clip_ratio/region_mean", "clip_ratio/low_mean", "clip_ratio/high_mean", "completions/mean_length")
 
 
 def training_pool(spec: RLSpec) -> list[Problem]:
@@ -156,7 +159,11 @@ def _jsonl(path: Path, upto: int) -> list[dict]:
 
 
 def train(spec: RLSpec, out: Path, cache: Cache) -> dict:
-    """The RL job (see the module docstring)."""
+    """The RL job (see the module docstring); recipes with engine "batched" go to harness.rl.batched."""
+    if spec.recipe.engine == "batched":
+        from harness.rl import batched
+
+        return batched.train(spec, out, cache)
     from transformers import PrinterCallback
 
     from harness.determinism import seed_everything

@@ -18,10 +18,8 @@ from trl import GRPOTrainer
 
 from harness.progress import Progress
 from harness.rl.advantages import polarity_advantages
+from harness.rl.runner import LOGGED
 from harness.specs import PolaritySpec
-
-LOGGED = ("reward", "reward_std", "frac_reward_zero_std", "entropy", "grad_norm", "loss",
-          "clip_ratio/region_mean", "clip_ratio/low_mean", "clip_ratio/high_mean", "completions/mean_length")
 
 
 class PolarityGRPOTrainer(GRPOTrainer):
