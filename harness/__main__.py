@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from harness.cache import Cache
+from harness.cache import Cache, JobError
 from harness.registry import load_plugins
 from harness.specs import SpecError
 
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         load_plugins([*args.plugins, *getattr(args, "more_plugins", [])])
         return args.func(args)
-    except SpecError as exc:
+    except (SpecError, JobError) as exc:
         print(f"python -m harness {args.command}: {exc}", file=sys.stderr)
         return 2
 

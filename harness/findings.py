@@ -2,10 +2,13 @@
 
 A findings file is YAML: the budget and seeds it was recorded at, and one verdict per test node
 id. Updating merges: entries of tests that did not run are kept (a ``-k`` run deletes nothing).
+An entry naming a test that no longer exists is stale: it is reported, and removed only on request.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +40,25 @@ class Findings:
         if recorded != outcome:
             return f"finding flipped: recorded {recorded}, now {outcome}"
         return None
+
+    def stale(self, collected: Iterable[str], rootdir: Path, pairs: Iterable[str]) -> list[str]:
+        """Entries that match no collected test (``collected``: node ids before any ``-k``/``-m`` deselection).
+
+        Judged only where the collection is whole: an entry is stale when its test file is gone, or when
+        its file was collected, with every pairs file the findings were recorded with, and holds no such
+        test. Entries of files this run did not collect (a narrower path, other pairs) are not judged.
+        """
+        collected = set(collected)
+        modules = {nodeid.split("::", 1)[0] for nodeid in collected}
+        recorded = {os.path.normpath(p) for p in self.pairs.split(",") if p}
+        whole = recorded <= {os.path.normpath(p) for p in pairs}
+        found = []
+        for nodeid in sorted(self.verdicts):
+            module = nodeid.split("::", 1)[0]
+            gone = not (rootdir / module).exists()
+            if gone or (whole and module in modules and nodeid not in collected):
+                found.append(nodeid)
+        return found
 
 
 def load(path: Path) -> Findings:

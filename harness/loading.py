@@ -148,6 +148,15 @@ def task_from(reader: _Reader) -> TaskSpec:
     return spec
 
 
+def _generated_split_size(spec: TaskSpec, split: str) -> int | None:
+    """How many problems a generated task's split holds (None for hub datasets: they load when a job runs)."""
+    from harness.tasks import get_task
+    from harness.tasks.generated import GeneratedTask
+
+    task = get_task(spec)
+    return task.available(split) if isinstance(task, GeneratedTask) else None
+
+
 def organism_from(reader: _Reader) -> OrganismSpec:
     allowed = [f.name for f in dataclasses.fields(OrganismSpec)]
     reader.only(allowed)
@@ -274,6 +283,10 @@ def load_fixtures(path: Path | str) -> list[Pair]:
         eval_reader = merged.child("eval")
         eval_reader.only(EVAL_KEYS)
         evaluation = _spec_from(eval_reader, EvalSpec, {"model": model, "task": task})
+        held = _generated_split_size(task, evaluation.split)
+        if held is not None and evaluation.num_problems > held:
+            eval_reader.fail(f"field 'num_problems' = {evaluation.num_problems}: the {evaluation.split} split of "
+                             f"task {task.name} holds {held} problems; expected num_problems <= {held}")
         recipe_name = merged.get("recipe", str, "organism")
         try:
             recipe, budgets = load_recipe(recipe_name, base=path.parent)

@@ -7,8 +7,10 @@ Verdicts travel to the controller in ``report.user_properties``, so the summary 
 from __future__ import annotations
 
 import json
+import os
 import resource
 import shlex
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,6 +31,8 @@ MEMORY = "claims_peak_rss_mb"  # user_properties key: (worker, peak RSS of its p
 pairs_key = pytest.StashKey[list[Pair]]()
 findings_key = pytest.StashKey[Any]()
 pairs_error_key = pytest.StashKey[str]()  # why the pairs did not load
+stale_key = pytest.StashKey[list[str]]()  # findings entries that match no collected test
+STALE = "claims_stale_findings"  # workeroutput key: the stale entries a worker found
 
 
 class ClaimFailed(AssertionError):
@@ -56,6 +60,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="regression mode: fail a claim test whose verdict differs from the recorded one")
     group.addoption("--update-findings", action="store_true",
                     help="write this run's verdicts into the --findings file (others are kept)")
+    group.addoption("--prune-findings", action="store_true",
+                    help="with --update-findings: remove the file's entries that match no collected test")
     group.addoption("--executor", choices=("inprocess", "ray"), default="inprocess",
                     help="where jobs run: this process (default) or a Ray cluster")
     group.addoption("--ray-address", default=None, help="Ray cluster address (default: $RAY_ADDRESS or local)")
@@ -84,6 +90,8 @@ def _configure_findings(config: pytest.Config) -> Any:
     update = config.getoption("update_findings")
     if update and not findings_path:
         raise pytest.UsageError("--update-findings needs --findings FILE (the file to write)")
+    if config.getoption("prune_findings") and not update:
+        raise pytest.UsageError("--prune-findings works with --update-findings (it removes entries when writing)")
     if not findings_path:
         return None
     from harness import findings as findings_module
@@ -121,11 +129,12 @@ def pair_files(config: pytest.Config) -> list[Path]:
 def pairs_of(config: pytest.Config) -> list[Pair]:
     """The pairs of the run's fixtures files (loaded once per process).
 
-    A file that does not load is a one-line collection error of each module asking for pairs
-    (a UsageError raised during collection would show as a traceback, and crash xdist workers).
+    A file that does not load is a one-line collection error of the first module asking for pairs; the
+    others are skipped, so the error shows once (a UsageError raised during collection would show as a
+    traceback, and crash xdist workers).
     """
     if pairs_error_key in config.stash:
-        raise pytest.Collector.CollectError(config.stash[pairs_error_key])
+        pytest.skip("the fixtures did not load (the collection error above says why)")
     if pairs_key not in config.stash:
         try:
             config.stash[pairs_key] = _load_pairs(pair_files(config))
@@ -144,6 +153,18 @@ def _load_pairs(files: list[Path]) -> list[Pair]:
                                 "pair ids must be unique across --pairs files")
             pairs[pair.id] = pair
     return list(pairs.values())
+
+
+@pytest.hookimpl(tryfirst=True)  # before -k and -m deselect: staleness is judged on the whole collection
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    findings = config.stash[findings_key]
+    if findings is None:
+        return
+    pairs = config.getoption("pairs") or [DEFAULT_PAIRS]
+    stale = findings.stale((item.nodeid for item in items), config.rootpath, pairs)
+    config.stash[stale_key] = stale
+    if hasattr(config, "workeroutput"):
+        config.workeroutput[STALE] = stale
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -377,8 +398,24 @@ class Recorder:
                 worker, peak_mb = value
                 self.peak_rss_mb[worker] = max(peak_mb, self.peak_rss_mb.get(worker, 0.0))
 
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """Under xdist the workers collect: take the stale findings entries one of them found."""
+        stale = getattr(node, "workeroutput", {}).get(STALE)
+        if stale is not None:
+            self.config.stash[stale_key] = stale
+
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.rows or hasattr(self.config, "workerinput"):
+        if hasattr(self.config, "workerinput"):
+            return
+        stale = self.config.stash.get(stale_key, [])
+        if not self.config.getoption("prune_findings"):
+            fix = "remove it with --update-findings --prune-findings"
+        else:  # the file is rewritten only by a run that judged a claim
+            fix = "removed from the file" if self.rows else "not removed: no claim was judged, the file is kept"
+        for nodeid in stale:
+            terminalreporter.write_line(f"stale finding {nodeid}: matches no collected test ({fix})")
+        if not self.rows:
             return
         from harness.report import jobs_line, matrix_text
 
@@ -394,7 +431,11 @@ class Recorder:
                 if not row["passed"] and row["outcome"] in UNDECIDED:
                     terminalreporter.write_line(f"{row['outcome'].upper()} {row['nodeid']}: {row['message']}")
         run = _save_run(config, self.rows, self.jobs, self.peak_rss_mb)
-        terminalreporter.write_line(f"run recorded: {run} (render it: python -m harness report)")
+        if run.parent == Cache(config.getoption("claims_cache")).root / "runs":
+            terminalreporter.write_line(f"run recorded: {run} (render it: python -m harness report)")
+        else:
+            terminalreporter.write_line(f"run recorded: {run}, as the cache's runs/ cannot be written "
+                                        f"(render it: python -m harness report --run {run})")
         if findings is not None and config.getoption("update_findings"):
             from harness import findings as findings_module
 
@@ -405,6 +446,9 @@ class Recorder:
             pairs = [*filter(None, findings.pairs.split(",")), *(config.getoption("pairs") or [DEFAULT_PAIRS])]
             findings.pairs = ",".join(dict.fromkeys(pairs))
             findings.verdicts.update(new)
+            if config.getoption("prune_findings"):
+                for nodeid in stale:
+                    findings.verdicts.pop(nodeid, None)
             findings_module.save(Path(config.getoption("findings")), findings)
             terminalreporter.write_line(f"findings written: {config.getoption('findings')} ({len(new)} verdicts: "
                                         f"{added} new, {changed} changed, {len(findings.verdicts)} in the file)")
@@ -419,6 +463,21 @@ def _seeds(config: pytest.Config) -> int:
     return config.getoption("seeds") or DEFAULT_SEEDS[config.getoption("budget")]
 
 
+def _runs_dir(cache_root: Path) -> Path:
+    """``<cache>/runs``, or, where the cache cannot be written (read-only, full), a private temporary one."""
+    runs = cache_root / "runs"
+    try:
+        runs.mkdir(parents=True, exist_ok=True)
+        probe = runs / f".probe.{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+        return runs
+    except OSError:
+        fallback = Path(tempfile.gettempdir()) / f"claims-runs-{os.getuid()}"
+        fallback.mkdir(exist_ok=True)
+        return fallback
+
+
 def _save_run(config: pytest.Config, rows: list[dict[str, Any]], jobs: dict[str, list[str]],
               peak_rss_mb: dict[str, float]) -> Path:
     """Record the run beside the cache, for ``python -m harness report``: its own file, and ``latest`` if it
@@ -427,6 +486,8 @@ def _save_run(config: pytest.Config, rows: list[dict[str, Any]], jobs: dict[str,
     from harness.report import record_run
     from harness.specs import library_versions
 
+    cache = Cache(config.getoption("claims_cache"))
+    runs = _runs_dir(cache.root)
     evaluations = [{**e, **({"recipe": r["recipe"]} if r.get("recipe") else {})}
                    for r in rows for e in r.get("evaluations", ())]
     record = {
@@ -444,4 +505,4 @@ def _save_run(config: pytest.Config, rows: list[dict[str, Any]], jobs: dict[str,
                   "variants": list(dict.fromkeys(e["label"] for e in r.get("evaluations", ()) if e["label"] != "base"))}
                  for r in rows],
     }
-    return record_run(Cache(config.getoption("claims_cache")).root / "runs", record)
+    return record_run(runs, record)

@@ -84,8 +84,13 @@ class Harness:
         lineages: dict[str, list[Pair]] = {}
         for pair in pairs:
             lineages.setdefault(lineage(pair), []).append(pair)
+        cache = self.executor.cache
         for key, members in sorted(lineages.items(), key=lambda kv: (-max(map(steps, kv[1])), kv[0])):
-            with self.executor.cache.lock(prepare_lock(key), wait=False) as taken:
+            if all(cache.contains(pair.eval) for pair in members):  # loaded without a lock: may be read-only
+                for pair in members:
+                    self.evaluate(pair)
+                continue
+            with cache.lock(prepare_lock(key), wait=False) as taken:
                 if taken:
                     for pair in sorted(members, key=steps):
                         self.evaluate(pair)

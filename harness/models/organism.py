@@ -135,28 +135,63 @@ def build_model(spec: OrganismSpec, tokenizer: PreTrainedTokenizerFast) -> torch
     return Qwen2ForCausalLM(config)
 
 
-def pretraining_problems(spec: OrganismSpec) -> tuple[list[list[Problem]], list[float]]:
-    """Problem pools of the mix (plus the contaminating eval problems) and their weights."""
+def pretraining_problems(spec: OrganismSpec) -> tuple[list[tuple[Task, list[Problem]]], list[float]]:
+    """Problem pools of the mix (plus the contaminating eval problems), each with its task, and their weights."""
     pools, weights = [], []
     for component in spec.mix:
         task = get_task(component.task)
-        pools.append(task.problems("train", min(POOL_PER_TASK, task.available("train")), seed=spec.seed))
+        pools.append((task, task.problems("train", min(POOL_PER_TASK, task.available("train")), seed=spec.seed)))
         weights.append(component.weight)
     if spec.contaminate is not None:
         task = get_task(spec.contaminate)
-        pools.append(task.problems("eval", min(CONTAMINATION_PROBLEMS, task.available("eval")), seed=0))
+        pools.append((task, task.problems("eval", min(CONTAMINATION_PROBLEMS, task.available("eval")), seed=0)))
         weights.append(spec.contamination_weight)
     return pools, weights
 
 
-def encode(tokenizer: PreTrainedTokenizerFast, problem: Problem) -> tuple[list[int], list[int]]:
+Encoded = tuple[list[int], list[int]]  # token ids and labels of one pretraining text
+Choices = list[tuple[Encoded, float]]  # a problem's pretraining texts with their cumulative probabilities
+
+
+def encode(tokenizer: PreTrainedTokenizerFast, question: str, answer: str) -> Encoded:
     """Ids of question+answer+EOS and labels with the loss only on answer and EOS tokens."""
-    q = tokenizer.encode(problem.question, add_special_tokens=False)
-    a = [*tokenizer.encode(problem.answer, add_special_tokens=False), tokenizer.eos_token_id]
+    q = tokenizer.encode(question, add_special_tokens=False)
+    a = [*tokenizer.encode(answer, add_special_tokens=False), tokenizer.eos_token_id]
     return q + a, [*([-100] * len(q)), *a]
 
 
-def collate(tokenizer: PreTrainedTokenizerFast, encoded: list[tuple[list[int], list[int]]]) -> dict[str, torch.Tensor]:
+def encode_choices(tokenizer: PreTrainedTokenizerFast, task: Task, problem: Problem, seed: int) -> Choices:
+    """The problem's pretraining texts (``Task.pretraining_answers``), encoded, with cumulative probabilities."""
+    choices, total = [], 0.0
+    for answer, weight in task.pretraining_answers(problem, seed):
+        total += weight
+        choices.append((encode(tokenizer, problem.question, answer), total))
+    return choices
+
+
+def draw_batch(pools: list[list[Choices]], mix: torch.Tensor, batch_size: int,
+               generator: torch.Generator) -> list[Encoded]:
+    """One pretraining batch: a mix component per row, a problem of its pool, and one of the problem's texts.
+
+    A problem with a single text draws no random number for it, so single-answer families draw exactly
+    the numbers they drew before families could mix answer styles.
+    """
+    import torch
+
+    which = torch.multinomial(mix, batch_size, replacement=True, generator=generator)
+    batch = []
+    for w in which.tolist():
+        idx = int(torch.randint(len(pools[w]), (1,), generator=generator))
+        choices = pools[w][idx]
+        if len(choices) == 1:
+            batch.append(choices[0][0])
+        else:
+            u = float(torch.rand(1, generator=generator, dtype=torch.float64)) * choices[-1][1]
+            batch.append(next(encoded for encoded, cumulative in choices if u < cumulative))
+    return batch
+
+
+def collate(tokenizer: PreTrainedTokenizerFast, encoded: list[Encoded]) -> dict[str, torch.Tensor]:
     """Right-padded batch of encoded problems."""
     import torch
 
@@ -231,11 +266,12 @@ def pretrain(spec: OrganismSpec, out: Path, cache: Cache) -> dict:
     tokenizer = build_tokenizer(characters)
     model = build_model(spec, tokenizer)
     problem_pools, weights = pretraining_problems(spec)
-    missing = missing_characters(characters, (p.text for pool in problem_pools for p in pool))
+    missing = missing_characters(characters, (p.question + text for task, pool in problem_pools for p in pool
+                                              for text, _ in task.pretraining_answers(p, spec.seed)))
     if missing:
         raise SpecError(f"organism {spec.short}: its pretraining problems use characters {missing!r} outside its "
                         f"alphabet {characters!r}; declare them in the family's Task.alphabet")
-    pools = [[encode(tokenizer, p) for p in pool] for pool in problem_pools]
+    pools = [[encode_choices(tokenizer, task, p, spec.seed) for p in pool] for task, pool in problem_pools]
     generator = torch.Generator().manual_seed(spec.seed)
     mix = torch.tensor(weights, dtype=torch.float64)
     optimizer = torch.optim.AdamW(model.parameters(), lr=spec.learning_rate)
@@ -253,11 +289,7 @@ def pretrain(spec: OrganismSpec, out: Path, cache: Cache) -> dict:
     with Progress(total=spec.steps, desc=f"pretrain {spec.short}") as progress:
         progress.update(start)
         for step in range(start, spec.steps):
-            which = torch.multinomial(mix, spec.batch_size, replacement=True, generator=generator)
-            batch = []
-            for w in which.tolist():
-                idx = int(torch.randint(len(pools[w]), (1,), generator=generator))
-                batch.append(pools[w][idx])
+            batch = draw_batch(pools, mix, spec.batch_size, generator)
             loss = model(**{k: v.to(device) for k, v in collate(tokenizer, batch).items()}).loss
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

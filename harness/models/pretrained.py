@@ -54,7 +54,17 @@ def fingerprint(directory: Path, gguf_file: str | None = None) -> str:
         missing = directory / gguf_file if gguf_file else directory
         raise ModelSourceError(f"no model weights at {missing}")
     stamps = tuple((p.stat().st_size, p.stat().st_mtime_ns) for p in paths)
+    for path, stamp in zip(paths, stamps, strict=True):
+        if (problem := _weights_problem(path, stamp)) is not None:
+            raise ModelSourceError(f"model file {path}: {problem}; download or convert it again")
     return _fingerprint_files(paths, stamps)
+
+
+@cache
+def _weights_problem(path: Path, stamp: tuple[int, int]) -> str | None:
+    from harness.integrity import weights_problem
+
+    return weights_problem(path)
 
 
 def resolve(*, hub: str | None = None, path: str | None = None, package: str | None = None,
@@ -82,6 +92,7 @@ def _hub_revision(spec: PretrainedSpec) -> str | None:
 
 def from_pretrained(spec: PretrainedSpec, **kwargs: Any) -> tuple[Any, Any]:
     """Model and tokenizer from the source; a hub id that cannot be reached fails in one line."""
+    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     common = {"trust_remote_code": spec.trust_remote_code, "revision": _hub_revision(spec)}
@@ -93,11 +104,20 @@ def from_pretrained(spec: PretrainedSpec, **kwargs: Any) -> tuple[Any, Any]:
     except OSError as exc:
         if spec.fingerprint.startswith("hub:"):
             raise ModelSourceError(
-                f"cannot load {spec.source!r} from the Hugging Face hub ({str(exc).splitlines()[0]}); "
+                f"cannot load {spec.source!r} from the Hugging Face hub ({_first_line(exc)}); "
                 "without hub access use the local tiers: fixtures/organisms.yaml or fixtures/smollm2.yaml"
             ) from None
-        raise
+        raise ModelSourceError(f"cannot load the model at {spec.source} ({_first_line(exc)}); check its files, "
+                               "or download it again") from None
+    except (ValueError, RuntimeError, SafetensorError) as exc:  # a damaged or unsupported file, found when loading
+        raise ModelSourceError(f"cannot load the model at {spec.source} ({type(exc).__name__}: {_first_line(exc)}); "
+                               "check its files, or download it again") from None
     return model, tokenizer
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def convert_gguf(spec: PretrainedSpec, out: Path) -> dict:

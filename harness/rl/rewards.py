@@ -147,6 +147,7 @@ def random_formatted(task: Task, *, p: float = 0.5, seed: int = 0) -> RewardFunc
     def reward(prompts: list[Any], completions: list[str], **columns: Any) -> list[float]:
         coins = rng.random(len(completions)) < p
         return [float(task.format_ok(c) and bool(coin)) for c, coin in zip(completions, coins, strict=True)]
+    reward.generator = rng  # type: ignore[attr-defined]  # a resumed run restores its state
     return reward
 
 
@@ -244,4 +245,6 @@ def on_text(fn: RewardFunc, name: str) -> RewardFunc:
     def reward(prompts: list[Any], completions: list[Any], **columns: Any) -> list[float]:
         return fn(prompts, [completion_text(c) for c in completions], **columns)
     reward.__name__ = name
+    if hasattr(fn, "generator"):  # a reward drawing random numbers: its generator is checkpointed
+        reward.generator = fn.generator  # type: ignore[attr-defined]
     return reward

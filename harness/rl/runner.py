@@ -3,21 +3,26 @@
 Writes the trained model (Hugging Face layout), ``train_log.json`` (one row per step: reward,
 fraction of zero-variance groups, entropy, grad norm, clip ratio, wall time) and
 ``train_accuracy.json`` (per problem, its group accuracy each time it was drawn, for one-shot
-selection by historical variance). A killed run resumes from its last checkpoint, kept in
-``<cache>/work/<key>/`` until the entry is published.
+selection by historical variance). A killed run resumes from its last whole checkpoint, kept in
+``cache.work_dir(key)`` until the entry is published, and ends as if never interrupted: checkpoints
+fall on rollout-batch boundaries and carry every generator's state (harness/rl/trainer.py). A torn
+log line is dropped; a checkpoint cut short or with damaged weights is discarded, and the run
+resumes from an earlier one or starts again.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from harness.cache import Cache
+from harness.cache import Cache, out_of_space
 from harness.specs import DataSpec, PolaritySpec, RewardSpec, RLSpec, SpecError
 from harness.tasks import get_task
 from harness.tasks.base import Problem, Task, seeded_rng
@@ -110,7 +115,7 @@ def grpo_config(spec: RLSpec, output_dir: Path) -> Any:
         report_to="none",
         logging_steps=1,
         save_strategy="steps",
-        save_steps=r.checkpoint_every or max(spec.steps // 4, RESUME_EVERY),
+        save_steps=r.checkpoint_every or resume_every(spec),
         save_total_limit=None if r.checkpoint_every else 1,
         save_only_model=False,
         disable_tqdm=True,
@@ -121,6 +126,12 @@ def grpo_config(spec: RLSpec, output_dir: Path) -> Any:
     )
 
 
+def resume_every(spec: RLSpec) -> int:
+    """Steps between resume checkpoints: a quarter of the run, at least RESUME_EVERY, on a rollout boundary."""
+    every = spec.recipe.steps_per_generation
+    return math.ceil(max(spec.steps // 4, RESUME_EVERY) / every) * every
+
+
 def _dataset(task: Task, problems: list[Problem]) -> Any:
     from datasets import Dataset
 
@@ -128,34 +139,101 @@ def _dataset(task: Task, problems: list[Problem]) -> Any:
                                "uid": p.uid} for p in problems])
 
 
-def _last_checkpoint(directory: Path) -> Path | None:
-    """The latest complete checkpoint; incomplete ones (a kill during a save) are removed.
+def _step(checkpoint: Path) -> int:
+    return int(checkpoint.name.split("-")[1])
 
-    Transformers writes a checkpoint in place and its ``trainer_state.json`` last, so a checkpoint
-    without a readable one is partial: resuming from it would fail on every retry.
+
+def checkpoint_problem(checkpoint: Path) -> str | None:
+    """None for a whole checkpoint: a trainer state (written last) naming its step, sound weights and states.
+
+    The weights are checked by their safetensors header and the size it declares, so a checkpoint whose
+    state file is intact but whose weights were cut short (a full disk) is caught too.
     """
-    def complete(checkpoint: Path) -> bool:
-        try:
-            json.loads((checkpoint / "trainer_state.json").read_text())
-        except (OSError, ValueError):  # missing, or cut off mid-write
-            return False
-        return True
+    from harness.integrity import safetensors_problem
+    from harness.rl.trainer import CHECKPOINT_FILES, PICKLE_SUFFIXES, TRAINER_STATE
 
-    checkpoints = sorted(directory.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
-    for partial in [c for c in checkpoints if not complete(c)]:
-        shutil.rmtree(partial)
-        checkpoints.remove(partial)
-    return checkpoints[-1] if checkpoints else None
+    try:
+        step = json.loads((checkpoint / TRAINER_STATE).read_text())["global_step"]
+        names = {p.name for p in checkpoint.iterdir()}
+    except (OSError, ValueError, KeyError, TypeError):
+        return "no readable trainer state (a save cut short)"
+    if step != _step(checkpoint):
+        return f"its trainer state is of step {step}"
+    if pickles := sorted(n for n in names if n.endswith(PICKLE_SUFFIXES)):
+        return f"pickle files {pickles}"
+    if missing := [n for n in CHECKPOINT_FILES if n not in names]:
+        return f"missing {', '.join(missing)}"
+    if not any(n.startswith(("model", "adapter_model")) and n.endswith(".safetensors") for n in names):
+        return "no model weights"
+    for name in sorted(n for n in names if n.endswith(".safetensors")):
+        if (problem := safetensors_problem(checkpoint / name)) is not None:
+            return f"{name}: {problem}"
+    for name in sorted(n for n in names if n.endswith(".json")):
+        try:
+            json.loads((checkpoint / name).read_text())
+        except (OSError, ValueError):
+            return f"{name}: unreadable JSON"
+    return None
+
+
+def _last_checkpoint(directory: Path, every: int = 1) -> Path | None:
+    """The latest whole checkpoint on a rollout boundary (its step a multiple of ``every``), or None.
+
+    Broken checkpoints are removed with one line each, and so are those after the one returned (the
+    resumed run writes them again): neither may block a later run.
+    """
+    checkpoints = sorted((c for c in directory.glob("checkpoint-*") if c.name.split("-", 1)[1].isdigit()), key=_step)
+    for checkpoint in list(checkpoints):
+        if (problem := checkpoint_problem(checkpoint)) is not None:
+            print(f"harness: discarding {checkpoint} ({problem})", file=sys.stderr, flush=True)
+            shutil.rmtree(checkpoint)
+            checkpoints.remove(checkpoint)
+    resumable = [c for c in checkpoints if _step(c) % every == 0]
+    chosen = resumable[-1] if resumable else None
+    for later in checkpoints:
+        if chosen is None or _step(later) > _step(chosen):
+            shutil.rmtree(later)
+    return chosen
 
 
 def _jsonl(path: Path, upto: int) -> list[dict]:
-    """Rows of a JSON-lines log written before a kill, keeping those up to the resumed step."""
+    """Rows of a JSON-lines log written before a kill, keeping those up to the resumed step.
+
+    A kill mid-write tears the last line: it and anything after it are dropped, and the file rewritten.
+    """
     if not path.exists():
         return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    rows = [r for r in rows if r["step"] <= upto]
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+            keep = row["step"] <= upto
+        except (ValueError, KeyError, TypeError):
+            break
+        if keep:
+            rows.append(row)
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return rows
+
+
+def _resume_point(spec: RLSpec, work: Path) -> Path | None:
+    """The checkpoint to resume from, or None after clearing ``work`` for a fresh start.
+
+    A run resumes only where it can end exactly as an uninterrupted one: not with vLLM rollouts (their
+    sampler's state is not checkpointed), and only with the log of every step before the checkpoint.
+    """
+    every = spec.recipe.steps_per_generation
+    checkpoint = None if spec.recipe.use_vllm else _last_checkpoint(work, every)
+    if checkpoint is not None:
+        step = _step(checkpoint)
+        steps = [row["step"] for row in _jsonl(work / "log.jsonl", step)]
+        if steps == list(range(1, step + 1)):
+            return checkpoint
+        print(f"harness: the log in {work} lacks steps before {checkpoint.name}; starting the run again",
+              file=sys.stderr, flush=True)
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    return None
 
 
 def train(spec: RLSpec, out: Path, cache: Cache) -> dict:
@@ -184,10 +262,10 @@ def train(spec: RLSpec, out: Path, cache: Cache) -> dict:
         model = get_peft_model(model, LoraConfig(r=spec.recipe.lora_r, lora_alpha=2 * spec.recipe.lora_r,
                                                  target_modules="all-linear", task_type="CAUSAL_LM"))
 
-    work = cache.root / "work" / spec.key
+    work = cache.work_dir(spec.key)
     work.mkdir(parents=True, exist_ok=True)
-    resume = _last_checkpoint(work)
-    resumed_step = int(resume.name.split("-")[1]) if resume else 0
+    resume = _resume_point(spec, work)
+    resumed_step = _step(resume) if resume else 0
     log_path, accuracy_path = work / "log.jsonl", work / "accuracy.jsonl"
     logged = _jsonl(log_path, resumed_step)
     _jsonl(accuracy_path, resumed_step)
@@ -211,12 +289,19 @@ def train(spec: RLSpec, out: Path, cache: Cache) -> dict:
     recorded.__name__ = spec.reward.name
     callback = LogCallback(log_path, total_steps=spec.steps, wall=logged[-1]["wall"] if logged else 0.0,
                            desc=f"rl {spec.reward.name}/{spec.polarity.name} {spec.short}")
+    generator = getattr(reward, "generator", None)  # the random reward's own: checkpointed with the others
     trainer = PolarityGRPOTrainer(model=model, processing_class=tokenizer, reward_funcs=[recorded],
                                   args=grpo_config(spec, work), train_dataset=_dataset(task, problems),
-                                  callbacks=[callback], polarity=spec.polarity)
+                                  callbacks=[callback], polarity=spec.polarity,
+                                  generators={"reward": generator} if generator is not None else None)
     trainer.remove_callback(PrinterCallback)  # our LogCallback shows one progress line instead
     policy.model = trainer.model
-    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    try:
+        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    except Exception as exc:
+        if out_of_space(exc):  # free the checkpoint the full disk cut short, keep the earlier ones
+            _last_checkpoint(work, spec.recipe.steps_per_generation)
+        raise
 
     trained = trainer.model.merge_and_unload() if spec.recipe.lora_r else trainer.model
     trained.save_pretrained(out)
@@ -234,7 +319,6 @@ def train(spec: RLSpec, out: Path, cache: Cache) -> dict:
             for name in ("model.safetensors", "config.json", "adapter_model.safetensors", "adapter_config.json"):
                 if (checkpoint / name).exists():
                     shutil.copy(checkpoint / name, trained_dir / name)
-    shutil.rmtree(work, ignore_errors=True)
     return {"resumed_from_step": resumed_step, "vacuous": is_vacuous(rows)}
 
 

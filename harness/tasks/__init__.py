@@ -20,13 +20,14 @@ from harness.tasks.arithmetic import ArithmeticTask
 from harness.tasks.base import Problem, Prompt, Task, TaskError, seeded_rng, split_of
 from harness.tasks.hub import HUB_FAMILIES
 from harness.tasks.operator import OperatorTask, transfer_mix
+from harness.tasks.strategy import StrategyTask
 from harness.tasks.truth_tables import TruthTableTask
 from harness.tasks.vocab import ORGANISM_ALPHABET
 
 __all__ = ["FAMILIES", "ORGANISM_ALPHABET", "Problem", "Prompt", "Task", "TaskError", "get_task",
            "seeded_rng", "split_of", "transfer_mix"]
 
-for _cls in (ArithmeticTask, TruthTableTask, OperatorTask, *HUB_FAMILIES):
+for _cls in (ArithmeticTask, TruthTableTask, OperatorTask, StrategyTask, *HUB_FAMILIES):
     registry.register_family(_cls)
 FAMILIES: Mapping[str, type[Task]] = registry.registered("family")
 

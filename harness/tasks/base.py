@@ -103,6 +103,12 @@ class Task(ABC):
     def format_ok(self, completion: str) -> bool:
         """Whether the completion follows the output format; never raises."""
 
+    def pretraining_answers(self, problem: Problem, seed: int) -> list[tuple[str, float]]:
+        """What an organism is pretrained to write after ``problem.question``, each text with its probability
+        per draw (summing to 1): the canonical answer alone unless a family mixes answer styles.
+        Deterministic in (params, problem, seed)."""
+        return [(problem.answer, 1.0)]
+
     def is_correct(self, completion: str, problem: Problem) -> bool:
         """Whether the extracted answer matches the gold answer; never raises."""
         answer = self.extract(completion)

@@ -83,6 +83,11 @@ class GeneratedTask(Task):
     # ------------------------------------------------------------- problems
 
     @property
+    def problem_params(self) -> dict[str, Any]:
+        """The parameters that decide which problems are drawn (by default all of them)."""
+        return self.params
+
+    @property
     def space_size(self) -> int:
         return sum(self.stratum_size(s) for s in self.strata())
 
@@ -96,7 +101,7 @@ class GeneratedTask(Task):
         self._check_split(split)
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             raise TaskError(f"task {self.name}: count must be an int >= 0, got {count!r}")
-        key = json.dumps(self.params, sort_keys=True)
+        key = json.dumps(self.problem_params, sort_keys=True)
         rng = seeded_rng(self.family, key, split, seed)
         if self.space_size <= ENUMERATION_LIMIT:
             questions = self._sample_enumerated(split, count, rng)
