@@ -108,18 +108,25 @@ def readouts(outcome: RLOutcome) -> dict[str, float]:
 
 
 def strategy_readouts(outcome: RLOutcome) -> dict[str, Any]:
-    """Each answer strategy's share of the samples before and after RL, where the task has strategies."""
+    """Each answer style's share of the samples (and accuracy within it) before and after RL, for tasks with
+    answer styles (strategy organisms: the analogue of Shao et al.'s code-reasoning frequency)."""
     from harness.tasks import get_task
+    from harness.tasks.strategy import StrategyTask
 
-    task = get_task(outcome.pair.task)
-    if not hasattr(task, "strategy_of"):
+    if not isinstance(get_task(outcome.pair.task), StrategyTask):
         return {}
-    from harness.readouts import strategy_shares
+    from harness.readouts import strategy_readout
 
-    after = [strategy_shares(task, r) for r in outcome.after]
-    names = sorted({name for shares in after for name in shares})
-    return {"strategy_share_before": strategy_shares(task, outcome.before),
-            "strategy_share_after": {name: _mean([s.get(name, 0.0) for s in after]) for name in names}}
+    before = strategy_readout(outcome.before).as_row()
+    after = [strategy_readout(r).as_row() for r in outcome.after]
+    mean_after = {name: _mean([row[name] for row in after if row[name] is not None]) for name in before}
+    return {"strategy_share_before": {k.removeprefix("share_"): v for k, v in before.items() if k.startswith("share_")},
+            "strategy_share_after": {k.removeprefix("share_"): v for k, v in mean_after.items()
+                                     if k.startswith("share_")},
+            "strategy_accuracy_before": {k.removeprefix("accuracy_"): v for k, v in before.items()
+                                         if k.startswith("accuracy_") and v is not None},
+            "strategy_accuracy_after": {k.removeprefix("accuracy_"): v for k, v in mean_after.items()
+                                        if k.startswith("accuracy_") and math.isfinite(v)}}
 
 
 def _not_exercised(outcome: RLOutcome, mechanism: str | None) -> str | None:
