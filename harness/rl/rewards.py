@@ -131,6 +131,7 @@ def random(task: Task, *, p: float = 0.5, seed: int = 0) -> RewardFunc:
 
     def reward(prompts: list[Any], completions: list[str], **columns: Any) -> list[float]:
         return [float(coin) for coin in rng.random(len(completions)) < p]
+    reward.generator = rng  # type: ignore[attr-defined]  # a resumed run restores its state
     return reward
 
 
