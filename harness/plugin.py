@@ -27,6 +27,7 @@ from harness.specs import SpecError
 DEFAULT_PAIRS = "fixtures/organisms.yaml"
 FINDING = "claims_finding"  # user_properties key: the Finding as a dict plus labels
 JOBS = "claims_jobs"  # user_properties key: cache keys computed / loaded by the test
+UNDECIDED = ("inconclusive", "not_exercised")  # verdicts that are neither a pass nor a failure
 MEMORY = "claims_peak_rss_mb"  # user_properties key: (worker, peak RSS of its process so far)
 
 pairs_key = pytest.StashKey[list[Pair]]()
@@ -42,7 +43,7 @@ class ClaimFailed(AssertionError):
 
 
 class ClaimInconclusive(Exception):
-    """The interval straddles the threshold, or the run was vacuous: not a pass."""
+    """The interval straddles the threshold, or the run could not exercise the claim: not a pass."""
 
 
 # ---------------------------------------------------------------- options and configuration
@@ -268,57 +269,62 @@ class Claim:
         self.node.user_properties.append((FINDING, record))
         if finding.outcome == "fails":
             raise ClaimFailed(finding.message)
-        if finding.outcome in ("inconclusive", "vacuous"):
+        if finding.outcome in UNDECIDED:
             raise ClaimInconclusive(f"{finding.outcome}: {finding.message}")
 
-    def improves(self, outcome: Any, *, k: int = 1, threshold: float = 0.0) -> None:
+    def _judge(self, judge: Callable[[], Any]) -> None:
+        """Settle ``judge()``'s finding; not in a planning pass where the claim was given (or asked for more)
+        runs that do not exist yet."""
         __tracebackhide__ = True
         if self.pending:
             return
+        finding = judge()
+        if not self.pending:
+            self._settle(finding)
+
+    def improves(self, outcome: Any, *, k: int = 1, threshold: float = 0.0, mechanism: str | None = None) -> None:
+        """The variant raises pass@k by more than ``threshold``."""
+        __tracebackhide__ = True
         from harness import verdicts
 
-        self._settle(verdicts.improves(outcome, k=k, threshold=threshold))
+        self._judge(lambda: verdicts.improves(outcome, k=k, threshold=threshold, mechanism=mechanism))
 
     def lowers(self, outcome: Any, *, k: int, threshold: float = 0.0) -> None:
+        """The variant lowers pass@k below ``threshold``."""
         __tracebackhide__ = True
-        if self.pending:
-            return
         from harness import verdicts
 
-        self._settle(verdicts.lowers(outcome, k=k, threshold=threshold))
+        self._judge(lambda: verdicts.lowers(outcome, k=k, threshold=threshold))
 
-    def recovers(self, variant: Any, reference: Any, *, fraction: float, k: int = 1) -> None:
+    def recovers(self, variant: Any, reference: Any, *, fraction: float, k: int = 1,
+                 mechanism: str | None = None) -> None:
+        """The variant recovers at least ``fraction`` of the reference's pass@k gain."""
         __tracebackhide__ = True
-        if self.pending:
-            return
         from harness import verdicts
 
-        self._settle(verdicts.recovers(variant, reference, fraction=fraction, k=k))
+        self._judge(lambda: verdicts.recovers(variant, reference, fraction=fraction, k=k, mechanism=mechanism))
 
     def matches(self, variant: Any, reference: Any, *, eps: float, k: int = 1) -> None:
+        """The variant's pass@k gain is within ``eps`` of the reference's."""
         __tracebackhide__ = True
-        if self.pending:
-            return
         from harness import verdicts
 
-        self._settle(verdicts.matches(variant, reference, eps=eps, k=k))
+        self._judge(lambda: verdicts.matches(variant, reference, eps=eps, k=k))
 
-    def agrees(self, control: Any, reference: Any, *, pair: Pair) -> None:
-        """Claim: two findings (e.g. on a clean control and a contaminated pair) reach the same verdict."""
+    def preserves(self, variant: Any, reference: Any, *, k: int, eps: float) -> None:
+        """The variant does not narrow the model at pass@k, alone or against the reference."""
         __tracebackhide__ = True
-        if self.pending:
-            return
-        from harness.verdicts import Finding
+        from harness import verdicts
 
-        if "inconclusive" in (control.outcome, reference.outcome) or "vacuous" in (control.outcome, reference.outcome):
-            outcome = "inconclusive"
-        else:
-            outcome = "holds" if control.outcome == reference.outcome else "fails"
-        message = (f"verdicts {'agree' if control.outcome == reference.outcome else 'differ'}: clean control "
-                   f"{control.outcome} ({control.message}) vs {pair.id} {reference.outcome} ({reference.message})")
-        nan = float("nan")
-        self._settle(Finding(outcome, message, nan, nan, nan, nan, reference.alignment,
-                             evaluations=reference.evaluations + control.evaluations))
+        self._judge(lambda: verdicts.preserves(variant, reference, k=k, eps=eps))
+
+    def same_effect(self, dirty: tuple[Any, Any], clean: tuple[Any, Any], *, fraction: float, margin: float,
+                    k: int = 1) -> None:
+        """A clean control shows the contaminated pair's effect, of the same size: (variant, reference) each."""
+        __tracebackhide__ = True
+        from harness import verdicts
+
+        self._judge(lambda: verdicts.same_effect(dirty, clean, fraction=fraction, margin=margin, k=k))
 
 
 def claim_fields(marker: pytest.Mark | None, function: Callable[..., Any]) -> dict[str, Any]:
@@ -377,7 +383,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
                 report.outcome, report.longrepr = "passed", None
             else:
                 report.outcome, report.longrepr = "failed", f"{problem}: {finding['message']}"
-    elif finding["outcome"] in ("inconclusive", "vacuous"):
+    elif finding["outcome"] in UNDECIDED:
         report.longrepr = f"{finding['outcome'].upper()}: {finding['message']}"
     return report
 
@@ -385,7 +391,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> Any:
     finding = _finding(report) if report.when == "call" else None
     if finding and report.failed and config.stash[findings_key] is None \
-            and finding["outcome"] in ("inconclusive", "vacuous"):
+            and finding["outcome"] in UNDECIDED:
         word = finding["outcome"]
         return word, word[0].upper(), (word.upper(), {"yellow": True})
     return None
@@ -444,7 +450,7 @@ class Recorder:
         findings = config.stash[findings_key]
         if findings is None:  # pytest prints the reasons of failed tests only; say why these did not pass
             for row in self.rows:
-                if not row["passed"] and row["outcome"] in ("inconclusive", "vacuous"):
+                if not row["passed"] and row["outcome"] in UNDECIDED:
                     terminalreporter.write_line(f"{row['outcome'].upper()} {row['nodeid']}: {row['message']}")
         run = _save_run(config, self.rows, self.jobs, self.peak_rss_mb)
         if run.parent == Cache(config.getoption("claims_cache")).root / "runs":

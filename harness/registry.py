@@ -46,11 +46,17 @@ Kind = Literal["family", "reward", "polarity", "format"]
 
 @dataclass(frozen=True)
 class Reward:
-    """A registered reward: ``factory(task, **params)`` (plus ``policy=`` when ``needs_policy``) -> RewardFunc."""
+    """A registered reward: ``factory(task, **params)`` (plus ``policy=`` when ``needs_policy``) -> RewardFunc.
+
+    ``labels``: "majority" gives every training problem the base model's majority-vote answer as the
+    ``label`` column; "wrong_majority" also keeps only the problems whose label is wrong (Shao et al.'s
+    incorrect reward); None gives no labels.
+    """
 
     name: str
     factory: Callable[..., Any]
     needs_policy: bool
+    labels: str | None = None
 
 
 @dataclass(frozen=True)
@@ -99,16 +105,23 @@ def register_family(cls: type[Task]) -> type[Task]:
     return cls
 
 
-def register_reward(name: str, factory: Callable[..., Any], *, needs_policy: bool = False) -> Callable[..., Any]:
+LABELS = (None, "majority", "wrong_majority")
+
+
+def register_reward(name: str, factory: Callable[..., Any], *, needs_policy: bool = False,
+                    labels: str | None = None) -> Callable[..., Any]:
     """Register a reward: ``factory(task, **params)`` returns a TRL reward function (completions in, floats out).
 
     With ``needs_policy`` the factory is also given ``policy=``, the policy being trained
     (``policy.log_probs(prompts, completion_ids)``, see harness.rl.rewards.Policy). A factory with a
-    ``seed`` parameter receives the RL run's seed unless the claim sets it.
+    ``seed`` parameter receives the RL run's seed unless the claim sets it. ``labels`` (see ``Reward``) asks
+    for the base model's majority-vote labels in the ``label`` column.
     """
     if not callable(factory):
         raise SpecError(f"register_reward: factory of {name!r} is not callable: {factory!r}")
-    _add("reward", name, Reward(name=name, factory=factory, needs_policy=needs_policy))
+    if labels not in LABELS:
+        raise SpecError(f"register_reward: labels of {name!r} must be one of {LABELS}, got {labels!r}")
+    _add("reward", name, Reward(name=name, factory=factory, needs_policy=needs_policy, labels=labels))
     return factory
 
 

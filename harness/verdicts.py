@@ -1,8 +1,23 @@
-"""Claim judgement: RL outcomes -> holds / fails / inconclusive / vacuous, with a message that reads as a finding."""
+"""Claim judgement: RL outcomes -> holds / fails / inconclusive / not_exercised, with a message that reads as a finding.
+
+The RL run is the unit of replication (harness.stats): every interval counts run-to-run variance,
+with the pair's calibrated prior (the standard-RL runs of the pair, ``RLOutcome.calibration``)
+where a variant has few runs. A claim is judged at sequential looks over its variant's runs
+(``RLOutcome.looks``: e.g. 2, 4 and 8 runs under ``--seeds auto``), alpha spent over the looks and
+the cell stopped early when it is decided or when more runs could not decide it
+(``stats.sequential``); a single look is an ordinary test at ``ALPHA``.
+
+A run that could not have shown the effect is ``not_exercised`` rather than judged: fewer than
+``MIN_INFORMATIVE`` of its groups carried reward variance (group-relative polarities learn nothing
+from a group whose rewards are all equal), or the clipping the claim's mechanism needs acted on
+fewer than ``MIN_CLIPPED`` of the tokens. Every finding carries these readouts.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -10,14 +25,17 @@ import numpy as np
 from harness import stats
 from harness.results import RLOutcome
 
-OUTCOMES = ("holds", "fails", "inconclusive", "vacuous")
-N_BOOT = 2000
+OUTCOMES = ("holds", "fails", "inconclusive", "not_exercised")
 ALPHA = 0.05
+MIN_INFORMATIVE = 0.05  # share of groups with reward variance below which a run is not exercised
+MIN_CLIPPED = 1e-3  # clipped-token fraction below which clipping did not act
+GROUP_RELATIVE = ("standard", "psr", "nsr")  # polarities that learn only from groups with reward variance
+NAN = math.nan
 
 
 @dataclass(frozen=True)
 class Finding:
-    """A claim's verdict on one pair."""
+    """A claim's verdict on one pair, with what it rests on."""
 
     outcome: str
     message: str
@@ -29,6 +47,11 @@ class Finding:
     effect: float | None = None  # the effect plotted against alignment
     measure: str = "gain"  # what effect is: "gain" (pass@k), "fraction" (of the reference's gain), "difference"
     evaluations: tuple[dict[str, Any], ...] = ()  # eval specs behind it, for the report's pass@k curves
+    p_value: float = NAN  # one-sided, of the decided direction: what a family-wise adjustment uses
+    runs: dict[str, int] = field(default_factory=dict)  # RL runs per variant label
+    stopped: str = ""  # why the sequential looks stopped
+    reference: str = ""  # the reference run group it shares with other cells ("" if none)
+    readouts: dict[str, dict[str, float]] = field(default_factory=dict)  # per variant label
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -50,74 +73,292 @@ def _where(outcome: RLOutcome) -> str:
     return f"pair {outcome.pair.id}, alignment pass@{k} = {outcome.before.pass_at_k(k):.2f}"
 
 
-def _rng(*outcomes: RLOutcome) -> np.random.Generator:
-    """A bootstrap generator seeded from the runs judged, so the same runs give the same interval."""
-    seed = int(outcomes[0].specs[0].key[:8], 16) ^ int(outcomes[-1].specs[0].key[:8], 16)
-    return np.random.default_rng(seed)
+# ---------------------------------------------------------------- readouts and exercise
 
 
-def _vacuous(outcomes: tuple[RLOutcome, ...], alignment: dict[str, float]) -> Finding | None:
-    for o in outcomes:
-        if o.vacuous:
-            message = (f"{o.label} is vacuous: no group ever had reward variance, so it learned nothing "
-                       f"by construction; {_where(o)}")
-            return Finding("vacuous", message, float("nan"), float("nan"), float("nan"), float("nan"), alignment)
+def _mean(values: Sequence[float]) -> float:
+    return float(np.mean(values)) if len(values) else NAN
+
+
+def readouts(outcome: RLOutcome) -> dict[str, float]:
+    """Mechanism readouts averaged over the runs: informative-group share, clipped-token fraction, entropy.
+
+    From each run's training log: the share of groups whose rewards varied (rollout steps), the
+    fraction of completion tokens whose PPO ratio was clipped (update steps), the policy entropy over
+    the first and the last quarter of the logged steps; and, for tasks with answer strategies, each
+    strategy's share of the base and trained models' samples (``harness.readouts``).
+    """
+    informative, clipped, start, end = [], [], [], []
+    for log in outcome.logs:
+        zero = [r["frac_reward_zero_std"] for r in log if "frac_reward_zero_std" in r]
+        if zero:
+            informative.append(1.0 - _mean(zero))
+        clip = [r["clip_ratio/region_mean"] for r in log if "clip_ratio/region_mean" in r]
+        if clip:
+            clipped.append(_mean(clip))
+        entropy = [r["entropy"] for r in log if "entropy" in r]
+        if entropy:
+            quarter = max(1, len(entropy) // 4)
+            start.append(_mean(entropy[:quarter]))
+            end.append(_mean(entropy[-quarter:]))
+    out = {"informative_share": _mean(informative), "clipped_fraction": _mean(clipped),
+           "entropy_start": _mean(start), "entropy_end": _mean(end)}
+    out.update(strategy_readouts(outcome))
+    return {k: v for k, v in out.items() if not (isinstance(v, float) and math.isnan(v))}
+
+
+def strategy_readouts(outcome: RLOutcome) -> dict[str, Any]:
+    """Each answer style's share of the samples (and accuracy within it) before and after RL, for tasks with
+    answer styles (strategy organisms: the analogue of Shao et al.'s code-reasoning frequency)."""
+    from harness.tasks import get_task
+    from harness.tasks.strategy import StrategyTask
+
+    if not isinstance(get_task(outcome.pair.task), StrategyTask):
+        return {}
+    from harness.readouts import strategy_readout
+
+    before = strategy_readout(outcome.before).as_row()
+    after = [strategy_readout(r).as_row() for r in outcome.after]
+    mean_after = {name: _mean([row[name] for row in after if row[name] is not None]) for name in before}
+    return {"strategy_share_before": {k.removeprefix("share_"): v for k, v in before.items() if k.startswith("share_")},
+            "strategy_share_after": {k.removeprefix("share_"): v for k, v in mean_after.items()
+                                     if k.startswith("share_")},
+            "strategy_accuracy_before": {k.removeprefix("accuracy_"): v for k, v in before.items()
+                                         if k.startswith("accuracy_") and v is not None},
+            "strategy_accuracy_after": {k.removeprefix("accuracy_"): v for k, v in mean_after.items()
+                                        if k.startswith("accuracy_") and math.isfinite(v)}}
+
+
+def _not_exercised(outcome: RLOutcome, mechanism: str | None) -> str | None:
+    """Why the variant's runs could not have shown the effect, or None."""
+    found = readouts(outcome)
+    share = found.get("informative_share", 1.0)
+    if outcome.specs[0].polarity.name in GROUP_RELATIVE and share < MIN_INFORMATIVE:
+        return (f"{outcome.label} was not exercised: only {100 * share:.1f}% of its groups carried reward variance "
+                f"(under {100 * MIN_INFORMATIVE:.0f}%), so its updates carried almost no signal")
+    clipped = found.get("clipped_fraction", 0.0)
+    if mechanism == "clipping" and clipped < MIN_CLIPPED:
+        return (f"{outcome.label} was not exercised: clipping, which this claim's mechanism needs, acted on "
+                f"{100 * clipped:.3f}% of the tokens (under {100 * MIN_CLIPPED:.1f}%); the recipe's updates per "
+                f"rollout batch and clip range decide that")
     return None
 
 
+# ---------------------------------------------------------------- sequential judgement
+
+
+@dataclass
+class _Looks:
+    """The outcomes of a cell as the looks extend its variants, and the level of the deciding look."""
+
+    outcomes: list[RLOutcome]
+    extend: tuple[int, ...]  # indices of the outcomes that more runs extend (the variants)
+    level: float = ALPHA
+
+    def at(self, runs: int) -> list[RLOutcome]:
+        self.outcomes = [o.with_seeds(runs) if i in self.extend else o for i, o in enumerate(self.outcomes)]
+        return self.outcomes
+
+
+def _judge(looks: _Looks, verdict_of: Callable[[list[RLOutcome], float], stats.Verdict]) -> tuple[stats.Verdict, str]:
+    """The verdict after the cell's sequential looks (or its one look) and why it stopped."""
+    schedule = looks.outcomes[looks.extend[0]].looks
+
+    def at(runs: int, level: float) -> stats.Verdict:
+        looks.level = level
+        return verdict_of(looks.at(runs), level)
+
+    if len(schedule) == 1:
+        return at(schedule[0], ALPHA), f"{schedule[0]} run{'s' * (schedule[0] > 1)} (fixed)"
+    return stats.sequential(at, schedule, ALPHA)
+
+
+def _group(outcome: RLOutcome, k: int) -> stats.Group:
+    """An outcome's runs at pass@k, with the pair's calibrated prior unless they are the calibration runs."""
+    calibration = outcome.calibration
+    prior = None
+    if calibration is not None:
+        prior = stats.Prior.from_gains(stats.run_gains(calibration.base_scores(k), calibration.scores(k)))
+    return stats.Group(outcome.scores(k), prior)
+
+
+def _interval(verdict: stats.Verdict, level: float, scale: float = 1.0, unit: str = "+.3f") -> str:
+    conf = f"{100 * (1 - level):.3g}%"
+    if verdict.reason and not math.isfinite(verdict.low):
+        return f"no interval: {verdict.reason}"
+    return f"{conf} CI {scale * verdict.low:{unit}} to {scale * verdict.high:{unit}}"
+
+
+def _runs(*outcomes: RLOutcome) -> dict[str, int]:
+    return {o.label: len(o.specs) for o in outcomes}
+
+
+def _runs_text(runs: dict[str, int]) -> str:
+    return ", ".join(f"{n} run{'s' * (n > 1)} of {label}" for label, n in runs.items())
+
+
+def _finding(verdict: stats.Verdict, text: str, stopped: str, outcomes: list[RLOutcome], *, measure: str,
+             reference: RLOutcome | None = None, evaluations: tuple[dict[str, Any], ...] = ()) -> Finding:
+    variant = outcomes[0]
+    runs = _runs(*outcomes)
+    message = f"{text}; {_runs_text(runs)} ({stopped}); {_where(variant)}"
+    if verdict.reason and verdict.outcome == "inconclusive" and verdict.reason not in message:
+        message += f"; inconclusive because the {verdict.reason}"
+    return Finding(verdict.outcome, message, verdict.estimate, verdict.low, verdict.high, verdict.threshold,
+                   alignment_of(variant), effect=verdict.estimate, measure=measure,
+                   evaluations=evaluations or evaluations_of(*outcomes), p_value=verdict.p_value, runs=runs,
+                   stopped=stopped, reference=_reference(reference), readouts={o.label: readouts(o) for o in outcomes})
+
+
+def _reference(outcome: RLOutcome | None) -> str:
+    return "" if outcome is None else f"{outcome.label} on {outcome.pair.id} ({len(outcome.specs)} runs)"
+
+
+def _unexercised(outcome: RLOutcome, reason: str, others: Sequence[RLOutcome] = ()) -> Finding:
+    return Finding("not_exercised", f"{reason}; {_where(outcome)}", NAN, NAN, NAN, NAN, alignment_of(outcome),
+                   runs=_runs(outcome, *others), readouts={o.label: readouts(o) for o in (outcome, *others)},
+                   evaluations=evaluations_of(outcome, *others))
+
+
 def _pct(x: float) -> str:
-    return "n/a" if np.isnan(x) else f"{100 * x:.0f}%"
+    return "n/a" if not math.isfinite(x) else f"{100 * x:.0f}%"
 
 
-def _gain_claim(outcome: RLOutcome, k: int, threshold: float, *, rises: bool) -> Finding:
-    alignment = alignment_of(outcome)
-    if (vacuous := _vacuous((outcome,), alignment)) is not None:
-        return vacuous
+# ---------------------------------------------------------------- claims
+
+
+def _gain_claim(outcome: RLOutcome, k: int, threshold: float, *, rises: bool, mechanism: str | None) -> Finding:
+    if (reason := _not_exercised(outcome, mechanism)) is not None:
+        return _unexercised(outcome, reason)
     test = stats.gain_above if rises else stats.gain_below
-    v = test(outcome.base_scores(k), outcome.scores(k), threshold=threshold, rng=_rng(outcome), n_boot=N_BOOT,
-             alpha=ALPHA)
-    message = (f"{outcome.label} changed pass@{k} by {v.estimate:+.3f} (95% CI {v.low:+.3f} to {v.high:+.3f}); "
-               f"the claim needs {'>' if rises else '<'} {threshold:+.3f}; {_where(outcome)}")
-    return Finding(v.outcome, message, v.estimate, v.low, v.high, threshold, alignment, effect=v.estimate,
-                   evaluations=evaluations_of(outcome))
+    looks = _Looks([outcome], (0,))
+    verdict, stopped = _judge(looks, lambda o, level: test(o[0].base_scores(k), _group(o[0], k),
+                                                           threshold=threshold, alpha=level))
+    text = (f"{looks.outcomes[0].label} changed pass@{k} by {verdict.estimate:+.3f} "
+            f"({_interval(verdict, looks.level)}); the claim needs {'>' if rises else '<'} {threshold:+.3f}")
+    return _finding(verdict, text, stopped, looks.outcomes, measure="gain")
 
 
-def improves(outcome: RLOutcome, *, k: int = 1, threshold: float = 0.0) -> Finding:
+def improves(outcome: RLOutcome, *, k: int = 1, threshold: float = 0.0, mechanism: str | None = None) -> Finding:
     """Claim: the variant raises pass@k by more than ``threshold``."""
-    return _gain_claim(outcome, k, threshold, rises=True)
+    return _gain_claim(outcome, k, threshold, rises=True, mechanism=mechanism)
 
 
 def lowers(outcome: RLOutcome, *, k: int, threshold: float = 0.0) -> Finding:
     """Claim: the variant lowers pass@k below ``threshold`` (e.g. PSR at large k, RL at large k)."""
-    return _gain_claim(outcome, k, threshold, rises=False)
+    return _gain_claim(outcome, k, threshold, rises=False, mechanism=None)
 
 
-def recovers(variant: RLOutcome, reference: RLOutcome, *, fraction: float, k: int = 1) -> Finding:
-    """Claim: the variant recovers at least ``fraction`` of the reference's pass@k gain."""
-    alignment = alignment_of(variant)
-    if (vacuous := _vacuous((variant,), alignment)) is not None:
-        return vacuous
-    v = stats.recovers(variant.base_scores(k), variant.scores(k), reference.scores(k), fraction=fraction,
-                       rng=_rng(variant, reference), n_boot=N_BOOT, alpha=ALPHA)
-    message = (f"{variant.label} recovered {_pct(v.estimate)} (95% CI {_pct(v.low)} to {_pct(v.high)}) of the "
-               f"{reference.label} gain in pass@{k} ({variant.gain(k):+.3f} vs {reference.gain(k):+.3f}); "
-               f"the claim needs >= {_pct(fraction)}; {_where(variant)}")
-    if v.reason:
-        message += f"; inconclusive because the {v.reason}"
-    return Finding(v.outcome, message, v.estimate, v.low, v.high, fraction, alignment, effect=v.estimate,
-                   measure="fraction",
-                   evaluations=evaluations_of(variant, reference))
+def recovers(variant: RLOutcome, reference: RLOutcome, *, fraction: float, k: int = 1,
+             mechanism: str | None = None) -> Finding:
+    """Claim: the variant recovers at least ``fraction`` of the reference's pass@k gain.
+
+    ``mechanism="clipping"``: the effect is attributed to PPO clipping (random rewards, Shao et al.),
+    so a run in which clipping did not act is not exercised.
+    """
+    if (reason := _not_exercised(variant, mechanism)) is not None:
+        return _unexercised(variant, reason, [reference])
+    looks = _Looks([variant, reference], (0,))
+    verdict, stopped = _judge(looks, lambda o, level: stats.recovers(
+        o[0].base_scores(k), _group(o[0], k), _group(o[1], k), fraction=fraction, alpha=level))
+    v, r = looks.outcomes
+    ratio = "" if verdict.reason and not math.isfinite(verdict.low) else (
+        f" ({100 * (1 - looks.level):.3g}% CI {_pct(verdict.low)} to {_pct(verdict.high)})")
+    text = (f"{v.label} recovered {_pct(verdict.estimate)}{ratio} of the {r.label} gain in pass@{k} "
+            f"({v.gain(k):+.3f} vs {r.gain(k):+.3f}); the claim needs >= {_pct(fraction)}")
+    return _finding(verdict, text, stopped, looks.outcomes, measure="fraction", reference=r)
 
 
 def matches(variant: RLOutcome, reference: RLOutcome, *, eps: float, k: int = 1) -> Finding:
-    """Claim: the variant's pass@k gain is within ``eps`` of the reference's."""
-    alignment = alignment_of(variant)
-    if (vacuous := _vacuous((variant,), alignment)) is not None:
-        return vacuous
-    v = stats.within(variant.base_scores(k), variant.scores(k), reference.scores(k), eps=eps,
-                     rng=_rng(variant, reference), n_boot=N_BOOT, alpha=ALPHA)
-    message = (f"{variant.label} gain in pass@{k} differs from {reference.label} by {v.estimate:+.3f} "
-               f"(95% CI {v.low:+.3f} to {v.high:+.3f}); the claim needs within ±{eps:.3f}; {_where(variant)}")
-    return Finding(v.outcome, message, v.estimate, v.low, v.high, eps, alignment, effect=v.estimate,
-                   measure="difference",
-                   evaluations=evaluations_of(variant, reference))
+    """Claim: the variant's pass@k gain is within ``eps`` of the reference's (TOST)."""
+    looks = _Looks([variant, reference], (0,))
+    verdict, stopped = _judge(looks, lambda o, level: stats.within(
+        o[0].base_scores(k), _group(o[0], k), _group(o[1], k), eps=eps, alpha=level))
+    v, r = looks.outcomes
+    text = (f"{v.label} gain in pass@{k} differs from {r.label}'s by {verdict.estimate:+.3f} "
+            f"({_interval(verdict, looks.level)}); the claim needs within ±{eps:.3f}")
+    return _finding(verdict, text, stopped, looks.outcomes, measure="difference", reference=r)
+
+
+def preserves(variant: RLOutcome, reference: RLOutcome, *, k: int, eps: float) -> Finding:
+    """Claim: the variant does not narrow the model at pass@k (Zhu et al.'s NSR at large k).
+
+    Both must hold (an intersection-union test): the variant's pass@k change is above ``-eps``, and it
+    is above the reference's change minus ``eps``.
+    """
+    if (reason := _not_exercised(variant, None)) is not None:
+        return _unexercised(variant, reason, [reference])
+    looks = _Looks([variant, reference], (0,))
+
+    def verdict_of(o: list[RLOutcome], level: float) -> stats.Verdict:
+        base = o[0].base_scores(k)
+        return stats.all_of([stats.gain_above(base, _group(o[0], k), threshold=-eps, alpha=level),
+                             stats.not_worse(base, _group(o[0], k), _group(o[1], k), eps=eps, alpha=level)],
+                            alpha=level)
+
+    verdict, stopped = _judge(looks, verdict_of)
+    v, r = looks.outcomes
+    text = (f"{v.label} changed pass@{k} by {v.gain(k):+.3f} and {r.label} by {r.gain(k):+.3f}; the binding "
+            f"comparison is {verdict.estimate:+.3f} ({_interval(verdict, looks.level)}); the claim needs the change "
+            f"> {-eps:+.3f} and > {r.label}'s {-eps:+.3f}")
+    return _finding(verdict, text, stopped, looks.outcomes, measure="difference", reference=r)
+
+
+def _fraction_estimate(before: np.ndarray, variant: stats.Group, reference: stats.Group) -> stats.Estimate:
+    """The recovered fraction ``gain_v / gain_r`` as an estimate, its variance by the delta method."""
+    gain_v = stats.contrast(before, [variant], [1.0])
+    gain_r = stats.contrast(before, [reference], [1.0])
+    ratio = gain_v.value / gain_r.value
+    # var(v - ratio * r) / r^2 carries the covariance through the shared problems and base
+    linear = stats.contrast(before, [variant, reference], [1.0, -ratio])
+    scale = gain_r.value ** 2
+    return stats.Estimate(ratio, tuple(stats.Component(c.variance / scale, c.df, c.runs) for c in linear.components),
+                          linear.runs)
+
+
+def same_effect(dirty: tuple[RLOutcome, RLOutcome], clean: tuple[RLOutcome, RLOutcome], *, fraction: float,
+                margin: float, k: int = 1) -> Finding:
+    """Claim: an aligned, uncontaminated pair shows the contaminated pair's effect (the paper's contribution 3).
+
+    ``dirty`` and ``clean``: (variant, standard RL) on the contaminated pair and on its clean control.
+    Holds only where the effect holds on the contaminated pair (the variant recovers at least
+    ``fraction``), holds on the clean pair too, and the two recovered fractions are equivalent within
+    ``margin`` (TOST on their difference): an intersection-union test. Where the effect is absent or
+    undecided on the contaminated pair there is nothing to reproduce: inconclusive, never holds.
+    """
+    for o in (dirty[0], clean[0]):
+        if (reason := _not_exercised(o, None)) is not None:
+            return _unexercised(o, reason, [dirty[1], clean[1]])
+    looks = _Looks([*dirty, *clean], (0, 2))
+
+    def parts(o: list[RLOutcome], level: float) -> list[stats.Verdict]:
+        groups = [_group(x, k) for x in o]
+        d_base, c_base = o[0].base_scores(k), o[2].base_scores(k)
+        on_dirty = stats.recovers(d_base, groups[0], groups[1], fraction=fraction, alpha=level)
+        if on_dirty.outcome != "holds":
+            return [on_dirty]
+        on_clean = stats.recovers(c_base, groups[2], groups[3], fraction=fraction, alpha=level)
+        if o[3].gain(k) == 0:  # no fraction of nothing to compare
+            return [on_dirty, on_clean]
+        gap = stats.difference(_fraction_estimate(d_base, groups[0], groups[1]),
+                               _fraction_estimate(c_base, groups[2], groups[3]))
+        same = stats.decide(gap, lower=-margin, upper=margin, threshold=margin, alpha=level)
+        return [on_dirty, on_clean, same]
+
+    def verdict_of(o: list[RLOutcome], level: float) -> stats.Verdict:
+        found = parts(o, level)
+        if len(found) == 1:  # the effect is not (yet) shown on the contaminated pair
+            v = found[0]
+            reason = f"the effect is {v.outcome} on the contaminated pair, so there is nothing to reproduce"
+            return stats.Verdict("inconclusive", v.estimate, v.low, v.high, fraction, reason,
+                                 p_holds=1.0, p_fails=1.0, se=v.se, df=v.df, runs=v.runs, checks=v.checks)
+        return stats.all_of(found, alpha=level)
+
+    verdict, stopped = _judge(looks, verdict_of)
+    d, dr, c, cr = looks.outcomes
+    text = (f"{d.label} recovered {_pct(d.gain(k) / dr.gain(k) if dr.gain(k) else NAN)} of the standard gain on "
+            f"{d.pair.id} and {_pct(c.gain(k) / cr.gain(k) if cr.gain(k) else NAN)} on the clean {c.pair.id}; the "
+            f"claim needs both >= {_pct(fraction)} and within ±{_pct(margin)} of each other (binding part "
+            f"{verdict.estimate:.3g}, {_interval(verdict, looks.level, unit='.3g')})")
+    return _finding(verdict, text, stopped, looks.outcomes, measure="fraction", reference=dr,
+                    evaluations=evaluations_of(d, dr))

@@ -17,12 +17,14 @@ from harness.jobs import materialize
 from harness.models import load_model
 from harness.rl.rewards import (
     format_only,
+    formatted_incorrect,
     ground_truth,
     incorrect,
     known_rewards,
     majority_vote,
     make_reward,
     random,
+    random_formatted,
 )
 from harness.rl.trainer import PolicyScorer
 from harness.specs import MixComponent, OrganismSpec, RewardSpec, SpecError, TaskSpec
@@ -68,21 +70,31 @@ CASES = [  # completion, gold answer, formatted, correct
 ]
 
 
-def test_ground_truth_incorrect_and_format_only_on_known_cases(task):
+def test_ground_truth_formatted_incorrect_and_format_only_on_known_cases(task):
     completions = [c for c, *_ in CASES]
     answers = [a for _, a, *_ in CASES]
     formatted = [float(f) for *_, f, _ in CASES]
     right = [float(f and c) for *_, f, c in CASES]
     wrong = [float(f and not c) for *_, f, c in CASES]
     assert call(ground_truth(task), completions, answers) == right
-    assert call(incorrect(task), completions, answers) == wrong
+    assert call(formatted_incorrect(task), completions, answers) == wrong
     assert call(format_only(task), completions, answers) == formatted
     # ground truth and incorrect partition the formatted completions (the paper's released code had them equal)
     assert [r + w for r, w in zip(right, wrong, strict=True)] == formatted
 
 
+def test_incorrect_rewards_the_wrong_majority_label_not_the_gold_answer(task):
+    """Shao et al.'s incorrect reward: 1 when the answer equals the problem's (wrong) majority label."""
+    completions = ["6", "5", " 6 ", "x", "7"]
+    answers = ["5"] * 5
+    reward = incorrect(task)
+    out = reward(prompts=["2+3="] * 5, completions=completions, question=["2+3="] * 5, answer=answers,
+                 uid=["u"] * 5, label=["6"] * 5)
+    assert out == [1.0, 0.0, 1.0, 0.0, 0.0]
+
+
 def test_rewards_return_plain_floats(task):
-    for name in ("ground_truth", "incorrect", "format_only", "majority_vote", "random"):
+    for name in ("ground_truth", "formatted_incorrect", "format_only", "majority_vote", "random", "random_formatted"):
         out = call(make_reward(RewardSpec(name=name), task, seed=0), ["5", "x"], ["5", "5"])
         assert all(type(v) is float for v in out), name
 
@@ -94,7 +106,8 @@ def test_random_reward_p0_and_p1(task):
     answers = ["5"] * len(completions)
     formatted = call(format_only(task), completions, answers)
     assert call(random(task, p=0.0, seed=3), completions, answers) == [0.0] * len(completions)
-    assert call(random(task, p=1.0, seed=3), completions, answers) == formatted
+    assert call(random(task, p=1.0, seed=3), completions, answers) == [1.0] * len(completions)
+    assert call(random_formatted(task, p=1.0, seed=3), completions, answers) == formatted
 
 
 def test_random_reward_is_seeded(task):
@@ -116,8 +129,10 @@ def test_random_reward_rate(task):
     for p in (0.5, 0.2):
         rate = np.mean(call(random(task, p=p, seed=0), completions, answers))
         assert abs(rate - p) < 4 * math.sqrt(p * (1 - p) / len(completions)), (p, rate)
-    # unformatted completions never earn the coin
-    assert call(random(task, p=0.5, seed=0), ["x"] * 1000, ["5"] * 1000) == [0.0] * 1000
+    # the coin ignores the response (Shao et al.); the format-gated form gives unformatted completions nothing
+    unformatted = call(random(task, p=0.5, seed=0), ["x"] * 1000, ["5"] * 1000)
+    assert abs(np.mean(unformatted) - 0.5) < 4 * math.sqrt(0.25 / 1000)
+    assert call(random_formatted(task, p=0.5, seed=0), ["x"] * 1000, ["5"] * 1000) == [0.0] * 1000
 
 
 # ---------------------------------------------------------------- majority vote

@@ -5,14 +5,20 @@ Dataset columns reach the functions as keyword arguments (``answer``, ``question
 with ``harness.registry.register_reward``; variants follow the paper (arXiv 2508.21188) and the papers it tests:
 
 - ``ground_truth``: format and correct.
-- ``random``: format and Bernoulli(p) (Shao et al. 2025).
+- ``random``: Bernoulli(p), independent of the response (Shao et al. 2025, arXiv 2506.10947).
 - ``format_only``: format.
-- ``incorrect``: format and not correct (Shao et al. 2025).
+- ``incorrect``: the answer equals the base model's majority-vote label, trained only on the problems whose
+  label is wrong (Shao et al. 2025: "majority-voted labels, filtered to keep only the incorrect labels").
+- ``random_formatted`` and ``formatted_incorrect``: this harness's earlier, format-gated forms
+  (format and Bernoulli(p); format and not correct), kept under their own names.
 - ``majority_vote``: format and equal to the most common extracted answer of the prompt's group (TTRL).
 - ``entropy``: mean token log-probability of the completion under the current policy (entropy minimisation).
 - ``self_certainty``: mean over tokens of KL(uniform || policy) (Intuitor).
 
 The last two need the policy: their factories receive ``policy=`` (a ``Policy``) besides the task.
+``incorrect`` is registered with ``labels="wrong_majority"``: the runner labels the training pool with
+the base model's majority answers (a cached evaluation of the train split) and hands them over as the
+``label`` column.
 """
 
 from __future__ import annotations
@@ -66,10 +72,25 @@ def ground_truth(task: Task) -> RewardFunc:
 
 
 def incorrect(task: Task) -> RewardFunc:
-    """1 if the completion is well formatted and wrong, else 0.
+    """1 if the completion's answer equals the problem's (wrong) majority-vote label, the ``label`` column.
 
     >>> from harness.specs import TaskSpec; from harness.tasks import get_task
     >>> f = incorrect(get_task(TaskSpec(family="arithmetic", params={"digits": 1})))
+    >>> f(prompts=["2+3="] * 3, completions=["5", "6", "x"], question=["2+3="] * 3, answer=["5"] * 3,
+    ...   uid=["u"] * 3, label=["6"] * 3)
+    [0.0, 1.0, 0.0]
+    """
+    def reward(prompts: list[Any], completions: list[str], **columns: Any) -> list[float]:
+        return [float(answer is not None and task.answers_match(answer, label))
+                for answer, label in zip(map(task.extract, completions), columns["label"], strict=True)]
+    return reward
+
+
+def formatted_incorrect(task: Task) -> RewardFunc:
+    """1 if the completion is well formatted and wrong, else 0.
+
+    >>> from harness.specs import TaskSpec; from harness.tasks import get_task
+    >>> f = formatted_incorrect(get_task(TaskSpec(family="arithmetic", params={"digits": 1})))
     >>> f(prompts=["2+3="] * 3, completions=["5", "6", "x"], question=["2+3="] * 3, answer=["5"] * 3, uid=["u"] * 3)
     [0.0, 1.0, 0.0]
     """
@@ -92,17 +113,37 @@ def format_only(task: Task) -> RewardFunc:
     return reward
 
 
+def _coins(p: float, seed: int) -> np.random.Generator:
+    if not 0 <= p <= 1:
+        raise SpecError(f"random reward: p must be in [0, 1], got {p}")
+    return np.random.default_rng(seed)
+
+
 def random(task: Task, *, p: float = 0.5, seed: int = 0) -> RewardFunc:
-    """Bernoulli(p) for well-formatted completions, from a seeded generator (deterministic per run).
+    """Bernoulli(p) whatever the response, from a seeded generator (deterministic per run).
 
     >>> from harness.specs import TaskSpec; from harness.tasks import get_task
     >>> f = random(get_task(TaskSpec(family="arithmetic", params={"digits": 1})), p=1.0)
     >>> f(prompts=["2+3="] * 2, completions=["6", "x"], question=["2+3="] * 2, answer=["5"] * 2, uid=["u"] * 2)
+    [1.0, 1.0]
+    """
+    rng = _coins(p, seed)
+
+    def reward(prompts: list[Any], completions: list[str], **columns: Any) -> list[float]:
+        return [float(coin) for coin in rng.random(len(completions)) < p]
+    reward.generator = rng  # type: ignore[attr-defined]  # a resumed run restores its state
+    return reward
+
+
+def random_formatted(task: Task, *, p: float = 0.5, seed: int = 0) -> RewardFunc:
+    """Bernoulli(p) for well-formatted completions, 0 for the others.
+
+    >>> from harness.specs import TaskSpec; from harness.tasks import get_task
+    >>> f = random_formatted(get_task(TaskSpec(family="arithmetic", params={"digits": 1})), p=1.0)
+    >>> f(prompts=["2+3="] * 2, completions=["6", "x"], question=["2+3="] * 2, answer=["5"] * 2, uid=["u"] * 2)
     [1.0, 0.0]
     """
-    if not 0 <= p <= 1:
-        raise SpecError(f"random reward: p must be in [0, 1], got {p}")
-    rng = np.random.default_rng(seed)
+    rng = _coins(p, seed)
 
     def reward(prompts: list[Any], completions: list[str], **columns: Any) -> list[float]:
         coins = rng.random(len(completions)) < p
@@ -153,11 +194,14 @@ def self_certainty(task: Task, *, policy: Policy) -> RewardFunc:
     return reward
 
 
-for _name, _factory in (("ground_truth", ground_truth), ("random", random), ("format_only", format_only),
-                        ("incorrect", incorrect), ("majority_vote", majority_vote)):
+for _name, _factory in (("ground_truth", ground_truth), ("random", random), ("format_only", format_only)):
     register_reward(_name, _factory)
+register_reward("incorrect", incorrect, labels="wrong_majority")
+register_reward("majority_vote", majority_vote)
 register_reward("entropy", entropy, needs_policy=True)
 register_reward("self_certainty", self_certainty, needs_policy=True)
+register_reward("random_formatted", random_formatted)
+register_reward("formatted_incorrect", formatted_incorrect)
 
 
 def known_rewards() -> list[str]:
