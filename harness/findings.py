@@ -1,7 +1,8 @@
 """Findings files: recorded verdicts per claim test, which turn a run into a regression check.
 
-A findings file is YAML: the budget and seeds it was recorded at, and one verdict per test node
-id. Updating merges: entries of tests that did not run are kept (a ``-k`` run deletes nothing).
+A findings file is YAML: the budget, seed setting (``auto`` or a number of runs) and recipes (empty:
+the pairs' own) it was recorded at, and one verdict per test node id. Updating merges: entries of
+tests that did not run are kept (a ``-k`` run deletes nothing).
 An entry naming a test that no longer exists is stale: it is reported, and removed only on request.
 """
 
@@ -25,11 +26,12 @@ HEADER = """\
 
 @dataclass
 class Findings:
-    """Verdicts by test node id, with the budget and seeds they were recorded at."""
+    """Verdicts by test node id, with the budget, seeds and recipes they were recorded at."""
 
     budget: str
-    seeds: int
+    seeds: str  # "auto" or a number of runs per variant
     pairs: str = ""
+    recipes: str = ""  # --recipe names, comma-separated; "" for the pairs' own
     verdicts: dict[str, str] = field(default_factory=dict)
 
     def check(self, nodeid: str, outcome: str) -> str | None:
@@ -63,23 +65,24 @@ class Findings:
 
 def load(path: Path) -> Findings:
     reader = _Reader(path, "top level", read_yaml(path))
-    reader.only(["budget", "seeds", "pairs", "findings"])
+    reader.only(["budget", "seeds", "pairs", "recipes", "findings"])
     budget = reader.get("budget", str)
     if budget not in BUDGETS:
         reader.fail(f"unknown budget {budget!r}; known: {', '.join(BUDGETS)}")
-    seeds = reader.get("seeds", int)
-    if seeds < 0:
-        reader.fail(f"seeds must be >= 0, got {seeds}")
+    seeds = str(reader.get("seeds", (str, int)))
+    if not (seeds == "auto" or (seeds.isdigit() and int(seeds) >= 1)):
+        reader.fail(f"field 'seeds' = {seeds!r}: expected 'auto' or a whole number >= 1")
     verdicts = reader.get("findings", (dict, type(None)), None) or {}  # "findings:" with no entries reads as null
     for nodeid, outcome in verdicts.items():
         if outcome not in OUTCOMES:
             raise FixtureError(f"{path}: findings.{nodeid}: unknown verdict {outcome!r}; known: {', '.join(OUTCOMES)}")
-    return Findings(budget=budget, seeds=seeds, pairs=reader.get("pairs", str, ""), verdicts=dict(verdicts))
+    return Findings(budget=budget, seeds=seeds, pairs=reader.get("pairs", str, ""),
+                    recipes=reader.get("recipes", str, ""), verdicts=dict(verdicts))
 
 
 def save(path: Path, findings: Findings) -> None:
     """Write atomically (a crash leaves the old file whole)."""
-    body = {"budget": findings.budget, "seeds": findings.seeds, "pairs": findings.pairs,
+    body = {"budget": findings.budget, "seeds": findings.seeds, "pairs": findings.pairs, "recipes": findings.recipes,
             "findings": dict(sorted(findings.verdicts.items()))}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")

@@ -7,7 +7,9 @@ Verdicts travel to the controller in ``report.user_properties``, so the summary 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import math
 import os
 import resource
 import shlex
@@ -56,7 +58,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          f"default {DEFAULT_PAIRS}")
     group.addoption("--budget", choices=("smoke", "standard", "paper"), default=None,
                     help="RL steps per run from the recipe's budgets (default: the findings file's, else standard)")
-    group.addoption("--seeds", type=int, default=None, help="RL seeds per variant (default: 1 smoke, 2 standard)")
+    group.addoption("--seeds", type=_seeds_option, default=None, metavar="auto|N",
+                    help="RL runs per variant: N, or auto (the default): more runs, at sequential looks, for a "
+                         "cell still undecided (smoke 1; standard and paper 2, 4, 8)")
+    group.addoption("--max-seeds", type=_positive_option, default=None, metavar="N",
+                    help="with --seeds auto: the most runs a variant gets (default 8)")
+    group.addoption("--recipe", action="append", default=None, metavar="NAME",
+                    help="run every pair under this recipe (a preset of harness/recipes/ or a YAML path) instead "
+                         "of its own; repeatable: then each pair once per recipe, with ids PAIR@RECIPE")
     group.addoption("--claims-cache", default=None, metavar="DIR",
                     help="job cache directory (default: $CLAIMS_CACHE or .cache/claims)")
     group.addoption("--findings", default=None, metavar="FILE",
@@ -77,6 +86,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(GRAPH_ONLY, action="store_true", help=argparse.SUPPRESS)
 
 
+def _seeds_option(value: str) -> str:
+    """``--seeds``: 'auto' or a whole number >= 1 (kept as text: findings files record it so)."""
+    if value == "auto" or (value.isdigit() and int(value) >= 1):
+        return value
+    raise argparse.ArgumentTypeError(f"expected 'auto' or a whole number >= 1, got {value!r}")
+
+
+def _positive_option(value: str) -> int:
+    if value.isdigit() and int(value) >= 1:
+        return int(value)
+    raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value!r}")
+
+
+def seeds_of(config: pytest.Config) -> int | None:
+    """The run's ``--seeds``: a number of runs per variant, or None for auto."""
+    value = config.getoption("seeds") or "auto"
+    return None if value == "auto" else int(value)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "claim(family, source, published=[...], text=...): a claim about RL, with "
                                        "its source, published numbers and the claim in words (default: the test's "
@@ -90,14 +118,33 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[findings_key] = _configure_findings(config)
     if config.getoption("budget") is None:
         config.option.budget = "standard"
+    _check_seeds_and_recipes(config)
+
+
+def _check_seeds_and_recipes(config: pytest.Config) -> None:
+    """A seed cap below the first look, or an unknown recipe: one line, before anything is collected."""
+    from harness.loading import load_recipe
+    from harness.results import AUTO_LOOKS
+
+    cap, first = config.getoption("max_seeds"), AUTO_LOOKS[config.getoption("budget")][0]
+    if cap is not None and seeds_of(config) is not None:
+        raise pytest.UsageError("--max-seeds works with --seeds auto (a fixed --seeds N is the number of runs)")
+    if cap is not None and cap < first:
+        raise pytest.UsageError(f"--max-seeds {cap} is below the {first} runs of the first look at budget "
+                                f"{config.getoption('budget')!r}; allowed: {first} or more")
+    for name in config.getoption("recipe") or ():
+        try:
+            load_recipe(name, base=config.invocation_params.dir)
+        except SpecError as exc:
+            raise pytest.UsageError(f"--recipe {name}: {exc}") from None
 
 
 def _configure_findings(config: pytest.Config) -> Any:
-    """The --findings file (or a new one for --update-findings); the run adopts its budget and seeds.
+    """The --findings file (or a new one for --update-findings); the run adopts its budget, seeds and recipes.
 
-    A budget or seed count other than the file's is a usage error, with --update-findings too: the
-    file's other verdicts, kept by an update, would otherwise be relabelled with settings they were not
-    recorded at.
+    A budget, seed setting or recipe other than the file's is a usage error, with --update-findings too:
+    the file's other verdicts, kept by an update, would otherwise be relabelled with settings they were
+    not recorded at.
     """
     findings_path = config.getoption("findings")
     update = config.getoption("update_findings")
@@ -111,10 +158,11 @@ def _configure_findings(config: pytest.Config) -> Any:
 
     path = Path(findings_path)
     budget, seeds = config.getoption("budget"), config.getoption("seeds")
+    recipes = ",".join(config.getoption("recipe") or ())
     if not path.exists():
         if not update:
             raise pytest.UsageError(f"{path}: findings file not found (create it with --update-findings)")
-        return findings_module.Findings(budget=budget or "standard", seeds=seeds or 0)
+        return findings_module.Findings(budget=budget or "standard", seeds=seeds or "auto", recipes=recipes)
     try:
         findings = findings_module.load(path)
     except SpecError as exc:
@@ -122,11 +170,15 @@ def _configure_findings(config: pytest.Config) -> Any:
     fix = "record another file for it" if update else "drop the option to use the file's"
     if budget is not None and budget != findings.budget:
         raise pytest.UsageError(f"{path} was recorded at budget {findings.budget!r}, not {budget!r}; {fix}")
-    if seeds is not None and findings.seeds and seeds != findings.seeds:
-        raise pytest.UsageError(f"{path} was recorded with {findings.seeds} seeds, not {seeds}; {fix}")
+    if seeds is not None and seeds != findings.seeds:
+        raise pytest.UsageError(f"{path} was recorded with --seeds {findings.seeds}, not {seeds}; {fix}")
+    if recipes and recipes != findings.recipes:
+        raise pytest.UsageError(f"{path} was recorded with recipes {findings.recipes or '(the pairs own)'!r}, not "
+                                f"{recipes!r}; {fix}")
     config.option.budget = findings.budget
-    if seeds is None and findings.seeds:
-        config.option.seeds = findings.seeds
+    config.option.seeds = findings.seeds
+    if findings.recipes:
+        config.option.recipe = findings.recipes.split(",")
     return findings
 
 
@@ -150,7 +202,8 @@ def pairs_of(config: pytest.Config) -> list[Pair]:
         pytest.skip("the fixtures did not load (the collection error above says why)")
     if pairs_key not in config.stash:
         try:
-            config.stash[pairs_key] = _load_pairs(pair_files(config))
+            config.stash[pairs_key] = with_recipes(_load_pairs(pair_files(config)), config.getoption("recipe") or [],
+                                                   config.invocation_params.dir)
         except SpecError as exc:
             config.stash[pairs_error_key] = str(exc)
             raise pytest.Collector.CollectError(str(exc)) from None
@@ -166,6 +219,20 @@ def _load_pairs(files: list[Path]) -> list[Pair]:
                                 "pair ids must be unique across --pairs files")
             pairs[pair.id] = pair
     return list(pairs.values())
+
+
+def with_recipes(pairs: list[Pair], names: list[str], base: Path) -> list[Pair]:
+    """The pairs under the ``--recipe`` recipes instead of their own: each once per recipe, ids ``PAIR@RECIPE``
+    when there are several (a control pair is then the control under the same recipe)."""
+    from harness.loading import load_recipe
+
+    out = []
+    for name in names:
+        recipe, budgets = load_recipe(name, base=base)
+        suffix = f"@{recipe.name}" if len(names) > 1 else ""
+        out += [dataclasses.replace(p, id=p.id + suffix, recipe=recipe, budgets=budgets,
+                                    control=p.control + suffix if p.control else "") for p in pairs]
+    return out or pairs
 
 
 @pytest.hookimpl(tryfirst=True)  # before -k and -m deselect: staleness is judged on the whole collection
@@ -207,7 +274,8 @@ def harness_of(config: pytest.Config) -> Any:
 
         failed = getattr(config, "workerinput", {}).get("claims_failed", {})
         config.stash[harness_key] = Harness(cache=Cache(config.getoption("claims_cache")),
-                                            budget=config.getoption("budget"), seeds=config.getoption("seeds"),
+                                            budget=config.getoption("budget"), seeds=seeds_of(config),
+                                            max_seeds=config.getoption("max_seeds") or 8,
                                             failed=dict(failed))
     return config.stash[harness_key]
 
@@ -265,7 +333,7 @@ class Claim:
         rest = [str(v) for v in params.values() if not isinstance(v, Pair)]
         label = self.node.originalname + (f"[{'-'.join(rest)}]" if rest else "")
         record = {**finding.to_dict(), "claim": label, **claim_fields(marker, self.node.function),
-                  "pair": pairs[0].id if pairs else ""}
+                  "pair": pairs[0].id if pairs else "", "recipe": pairs[0].recipe.name if pairs else ""}
         self.node.user_properties.append((FINDING, record))
         if finding.outcome == "fails":
             raise ClaimFailed(finding.message)
@@ -442,8 +510,11 @@ class Recorder:
         from harness.report import jobs_line, matrix_text
 
         config = self.config
+        adjusted = family_wise(self.rows)
         terminalreporter.section("claims x pairs")
         terminalreporter.write_line(matrix_text(self.rows))
+        terminalreporter.write_line(adjusted)
+        terminalreporter.write_line(runs_line(self.rows))
         terminalreporter.write_line(jobs_line(self.jobs))
         terminalreporter.write_line("peak RSS per worker: " + ", ".join(
             f"{worker} {peak_mb:.0f} MB" for worker, peak_mb in sorted(self.peak_rss_mb.items())))
@@ -464,7 +535,8 @@ class Recorder:
             new = {r["nodeid"]: r["outcome"] for r in self.rows}
             added = sum(nodeid not in findings.verdicts for nodeid in new)
             changed = sum(findings.verdicts.get(nodeid, outcome) != outcome for nodeid, outcome in new.items())
-            findings.budget, findings.seeds = config.getoption("budget"), _seeds(config)
+            findings.budget, findings.seeds = config.getoption("budget"), config.getoption("seeds") or "auto"
+            findings.recipes = ",".join(config.getoption("recipe") or ())
             pairs = [*filter(None, findings.pairs.split(",")), *(config.getoption("pairs") or [DEFAULT_PAIRS])]
             findings.pairs = ",".join(dict.fromkeys(pairs))
             findings.verdicts.update(new)
@@ -479,10 +551,42 @@ class Recorder:
 # ---------------------------------------------------------------- summary and findings
 
 
-def _seeds(config: pytest.Config) -> int:
-    from harness.results import DEFAULT_SEEDS
+def runs_line(rows: list[dict[str, Any]]) -> str:
+    """How many runs the cells' variants used and why their sequential looks stopped."""
+    from collections import Counter
 
-    return config.getoption("seeds") or DEFAULT_SEEDS[config.getoption("budget")]
+    runs = Counter(max(r["runs"].values()) for r in rows if r.get("runs"))
+    stops = Counter(r["stopped"].split(" at ")[0].split(" (")[0] for r in rows if r.get("stopped"))
+    return ("runs per cell: " + ", ".join(f"{n} in {count}" for n, count in sorted(runs.items()))
+            + "; stopped: " + ", ".join(f"{why} {count}" for why, count in stops.most_common()))
+
+
+def family_wise(rows: list[dict[str, Any]]) -> str:
+    """Add to each row its verdict adjusted for the multiplicity of the run's matrix (Holm over the cells
+    with a p-value) and, where a reference's runs serve several cells, which; returns the summary line.
+
+    A cell decided on its own but not after the adjustment reads inconclusive in ``adjusted``; findings
+    files keep the unadjusted verdicts.
+    """
+    from collections import Counter
+
+    from harness.stats import adjusted_outcome, holm
+
+    p_values = [float(r.get("p_value", math.nan)) if r["outcome"] in ("holds", "fails", "inconclusive")
+                else math.nan for r in rows]
+    adjusted = holm(p_values) if rows else []
+    for row, p in zip(rows, adjusted, strict=True):
+        row["p_adjusted"] = float(p)
+        row["adjusted"] = adjusted_outcome(row["outcome"], float(p))
+    shared = Counter(r["reference"] for r in rows if r.get("reference"))
+    for row in rows:
+        if shared.get(row.get("reference", ""), 0) > 1:
+            row["shares_reference"] = f"{row['reference']}: the reference of {shared[row['reference']]} cells"
+    moved = sum(r["adjusted"] != r["outcome"] for r in rows)
+    family = sum(not math.isnan(p) for p in p_values)
+    return (f"family-wise: Holm over the {family} cells with a p-value; {moved} verdict(s) decided alone are "
+            f"inconclusive after it (marked *); {len(shared)} reference run groups serve {sum(shared.values())} "
+            f"cells")
 
 
 def _runs_dir(cache_root: Path) -> Path:
@@ -515,7 +619,8 @@ def _save_run(config: pytest.Config, rows: list[dict[str, Any]], jobs: dict[str,
     record = {
         "command": shlex.join(["pytest", *config.invocation_params.args]),
         "budget": config.getoption("budget"),
-        "seeds": _seeds(config),
+        "seeds": config.getoption("seeds") or "auto",
+        "recipes": config.getoption("recipe") or [],
         "pairs": config.getoption("pairs") or [DEFAULT_PAIRS],
         "libraries": library_versions(),
         "time": time.strftime("%Y-%m-%d %H:%M:%S"),

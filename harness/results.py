@@ -20,11 +20,16 @@ from harness import jobs, registry
 from harness.cache import Cache
 from harness.evaluate import EvalResult, load_result
 from harness.loading import Pair
-from harness.rl.runner import TRAIN_LOG, is_vacuous
+from harness.rl.runner import TRAIN_LOG
 from harness.specs import DataSpec, EvalSpec, PolaritySpec, RewardSpec, RLSpec, Spec, SpecError
 from harness.tasks.base import Problem
 
-DEFAULT_SEEDS = {"smoke": 1, "standard": 2, "paper": 3}
+# Runs per variant at each sequential look under ``--seeds auto`` (harness.verdicts): a cell inconclusive
+# after the first look gets more runs, up to the last (or ``--max-seeds``).
+AUTO_LOOKS = {"smoke": (1,), "standard": (2, 4, 8), "paper": (2, 4, 8)}
+# Runs of the standard-RL control on every pair: its between-run variance calibrates the intervals of
+# variants with few runs (harness.stats.Prior), and it is the reference of every comparison.
+CALIBRATION_RUNS = 8
 PLACEHOLDER_LOG_KEYS = ("reward", "reward_std", "frac_reward_zero_std", "entropy", "grad_norm",
                         "clip_ratio/region_mean", "clip_ratio/low_mean", "clip_ratio/high_mean",
                         "completions/mean_length")
@@ -88,13 +93,10 @@ class RLOutcome:
     after: tuple[EvalResult, ...]
     logs: tuple[list[dict[str, Any]], ...] = field(repr=False)
     pending: bool = False  # placeholders stand for jobs not computed yet (a planning pass)
+    looks: tuple[int, ...] = (1,)  # runs at each sequential look (harness.verdicts)
+    calibration: RLOutcome | None = field(default=None, repr=False, compare=False)  # the pair's standard-RL runs
     variant: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     harness: Harness | None = field(default=None, repr=False, compare=False)
-
-    @property
-    def vacuous(self) -> bool:
-        """Every run's groups all had identical rewards: it learned nothing by construction."""
-        return self.specs[0].polarity.name in ("standard", "psr", "nsr") and all(map(is_vacuous, self.logs))
 
     def scores(self, k: int) -> np.ndarray:
         """Per-problem pass@k after RL, shape (S, P)."""
@@ -108,7 +110,10 @@ class RLOutcome:
         return float(self.scores(k).mean() - self.base_scores(k).mean())
 
     def with_seeds(self, n: int) -> RLOutcome:
-        """The same variant on the same pair over seeds 0..n-1 (a placeholder, and recorded, in a planning pass)."""
+        """The same variant on the same pair over at least seeds 0..n-1 (a placeholder, and recorded, in a
+        planning pass); itself when it has as many runs already."""
+        if n <= len(self.specs):
+            return self
         assert self.harness is not None, "an outcome made by Harness.rl"
         return self.harness.rl(self.pair, label=self.label, seeds=n, **self.variant)
 
@@ -124,15 +129,18 @@ class Harness:
 
     cache: Cache
     budget: str = "standard"
-    seeds: int | None = None
+    seeds: int | None = None  # runs per variant; None: sequential looks (``--seeds auto``)
+    max_seeds: int = 8  # the last look under ``--seeds auto``
     failed: dict[str, str] = field(default_factory=dict)
     recording: Recording | None = None
     pending: bool = False  # this test was given a placeholder (a planning pass)
     test: str = ""  # the node id of the test asking
 
     def __post_init__(self) -> None:
-        if self.budget not in DEFAULT_SEEDS:
-            raise SpecError(f"unknown budget {self.budget!r}; known: {', '.join(DEFAULT_SEEDS)}")
+        if self.budget not in AUTO_LOOKS:
+            raise SpecError(f"unknown budget {self.budget!r}; known: {', '.join(AUTO_LOOKS)}")
+        if (self.seeds is not None and self.seeds < 1) or self.max_seeds < 1:
+            raise SpecError(f"seeds must be >= 1; got --seeds {self.seeds}, --max-seeds {self.max_seeds}")
         self._reported = (0, 0)
 
     def begin_test(self, nodeid: str) -> None:
@@ -145,8 +153,13 @@ class Harness:
         self._reported = (len(stats.computed), len(stats.loaded))
         return {"computed": stats.computed[computed:], "loaded": stats.loaded[loaded:]}
 
-    def seed_list(self, seeds: int | None = None) -> list[int]:
-        return list(range(seeds or self.seeds or DEFAULT_SEEDS[self.budget]))
+    @property
+    def looks(self) -> tuple[int, ...]:
+        """Runs per variant at each look: ``--seeds N`` gives one look; auto the budget's looks up to ``max_seeds``."""
+        if self.seeds is not None:
+            return (self.seeds,)
+        auto = AUTO_LOOKS[self.budget]
+        return tuple(sorted({n for n in auto if n < self.max_seeds} | {min(self.max_seeds, auto[-1])}))
 
     def _entry(self, spec: Spec, pair: Pair) -> Path | None:
         """The job's cache entry; None (recorded, the test pending) when a planning pass finds it missing."""
@@ -180,10 +193,17 @@ class Harness:
         return spec
 
     def rl(self, pair: Pair, *, label: str | None = None, seeds: int | None = None, **variant: Any) -> RLOutcome:
-        """RL with the variant on every seed (the run's, or ``seeds``), each run evaluated with the pair's
-        evaluation settings."""
+        """RL with the variant on seeds 0..n-1, each run evaluated with the pair's evaluation settings.
+
+        The standard-RL control always has ``CALIBRATION_RUNS`` runs: they calibrate the pair's between-run
+        variance. A variant has ``seeds`` runs, by default as many as the first look, and carries the
+        control (``calibration``) for the verdicts.
+        """
+        control = self.rl_spec(pair, seed=0, **variant) == self.rl_spec(pair, seed=0)
+        calibration = None if control else self.rl(pair)
+        runs = CALIBRATION_RUNS if control else (seeds or self.looks[0])
         pending_before, self.pending = self.pending, False
-        specs = tuple(self.rl_spec(pair, seed=s, **variant) for s in self.seed_list(seeds))
+        specs = tuple(self.rl_spec(pair, seed=s, **variant) for s in range(runs))
         entries = [self._entry(s, pair) for s in specs]
         logs = tuple(placeholder_log(s) if e is None else json.loads((e / TRAIN_LOG).read_text())
                      for s, e in zip(specs, entries, strict=True))
@@ -191,7 +211,8 @@ class Harness:
         before = self.evaluate(pair)
         pending, self.pending = self.pending, pending_before or self.pending
         return RLOutcome(pair=pair, label=label or describe_variant(specs[0]), specs=specs, before=before,
-                         after=after, logs=logs, pending=pending, variant=variant, harness=self)
+                         after=after, logs=logs, pending=pending, looks=(runs,) if control else self.looks,
+                         calibration=calibration, variant=variant, harness=self)
 
     @staticmethod
     def trained_eval(pair: Pair, spec: RLSpec) -> EvalSpec:
@@ -199,12 +220,20 @@ class Harness:
 
 
 def describe_variant(spec: RLSpec) -> str:
-    """A short human label, e.g. 'random reward', 'nsr', 'one-shot (historical_variance)'."""
+    """A short human label, e.g. 'random reward', 'nsr', 'one-shot (historical variance over 128 candidates,
+    50 epochs)': the one-shot label says which path chose the example."""
     parts = []
     if spec.reward.name != "ground_truth":
         parts.append(f"{spec.reward.name} reward")
     if spec.polarity.name != "standard":
         parts.append(spec.polarity.name)
     if spec.data.selection != "full":
-        parts.append(f"{spec.data.selection.replace('_', '-')} ({spec.data.method})")
+        how = spec.data.method.replace("_", " ")
+        if spec.data.method == "historical_variance":
+            from harness.rl.runner import ranking_run
+
+            ranking = ranking_run(spec)
+            epochs = ranking.steps * ranking.recipe.prompts_per_step // ranking.data.pool_size
+            how += f" over {ranking.data.pool_size} candidates, {epochs} epochs"
+        parts.append(f"{spec.data.selection.replace('_', '-')} ({how})")
     return ", ".join(parts) or "standard RL"

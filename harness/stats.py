@@ -95,7 +95,7 @@ def mean_at_k(n: int, correct: np.ndarray) -> np.ndarray:
     return c / n
 
 
-def _majority(chunk: Sequence[str | None]) -> str | None:
+def majority(chunk: Sequence[str | None]) -> str | None:
     """Most frequent non-None answer; ties go to the first seen; None if every answer is None."""
     counts = Counter(a for a in chunk if a is not None)  # insertion order = first occurrence
     return counts.most_common(1)[0][0] if counts else None
@@ -104,7 +104,7 @@ def _majority(chunk: Sequence[str | None]) -> str | None:
 def _maj_one(answers: Sequence[str | None], gold: str, k: int) -> float:
     """Majority-vote accuracy over the ``len(answers) // k`` disjoint chunks of one problem."""
     chunks = range(0, len(answers) - k + 1, k)
-    return float(np.mean([_majority(answers[j : j + k]) == gold for j in chunks]))
+    return float(np.mean([majority(answers[j : j + k]) == gold for j in chunks]))
 
 
 def maj_at_k(answers: Sequence[Sequence[str | None]], gold: Sequence[str], k: int) -> np.ndarray:

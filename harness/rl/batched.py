@@ -175,8 +175,11 @@ class Run:
     def columns(self, chunk: list[int], repeat: int) -> dict[str, list]:
         """The dataset columns TRL hands a reward function, one entry per completion."""
         picked = [self.problems[i] for i in chunk for _ in range(repeat)]
-        return {"question": [p.question for p in picked], "answer": [p.answer for p in picked],
-                "uid": [p.uid for p in picked]}
+        columns = {"question": [p.question for p in picked], "answer": [p.answer for p in picked],
+                   "uid": [p.uid for p in picked]}
+        if picked and picked[0].label is not None:
+            columns["label"] = [p.label for p in picked]
+        return columns
 
 
 def _run(spec: RLSpec, out: Path, work: Path, problems: list[Problem], device: torch.device) -> Run:

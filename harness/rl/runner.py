@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from harness.cache import out_of_space
-from harness.specs import DataSpec, PolaritySpec, RewardSpec, RLSpec, Spec, SpecError
+from harness.specs import DataSpec, EvalSpec, PolaritySpec, RewardSpec, RLSpec, Spec, SpecError
 from harness.tasks import get_task
 from harness.tasks.base import Problem, Task, seeded_rng
 from harness.tasks.hub import HubTask
@@ -46,32 +46,85 @@ def training_pool(spec: RLSpec) -> list[Problem]:
     return task.problems("train", min(spec.data.pool_size, task.available("train")), seed=PROBLEM_SEED)
 
 
+RANKING_POOL = 128  # candidates of a historical-variance selection: a pool each is drawn from several times
+LABEL_VOTES = 64  # base-model samples per training problem behind a majority-vote label (Shao et al.: 64)
+
+
 def ranking_run(spec: RLSpec) -> RLSpec:
-    """The standard full-set run whose training accuracy ranks the examples (``historical_variance``)."""
-    # exactly the standard full-set run (DataSpec defaults but the pool), so the two share one cache entry
-    return dataclasses.replace(spec, data=DataSpec(pool_size=spec.data.pool_size),
-                               reward=RewardSpec(), polarity=PolaritySpec())
+    """The run whose training accuracy ranks the candidates of a ``historical_variance`` selection.
+
+    Wang et al. rank the examples by the variance of their training accuracy across the epochs of a
+    ground-truth run. Here that run covers a pool small enough that its budget draws every candidate
+    at least twice: ``RANKING_POOL`` problems (a prefix of the training pool), or fewer at a budget that
+    would not, never fewer than one rollout batch holds. It is ground-truth, standard RL with seed 0,
+    so the runs of every seed train on the one example it ranks first.
+    """
+    r = spec.recipe
+    per_rollout = r.prompts_per_step * r.steps_per_generation
+    draws = spec.steps * r.prompts_per_step  # problems drawn over the run
+    pool = max(per_rollout, min(RANKING_POOL, draws // 2))
+    return dataclasses.replace(spec, data=DataSpec(pool_size=pool), reward=RewardSpec(), polarity=PolaritySpec(),
+                               seed=0)
+
+
+def labelling(spec: RLSpec) -> EvalSpec:
+    """The evaluation of the base model on the training pool whose majority answers label it (the rewards
+    registered with ``labels``): ``LABEL_VOTES`` samples a problem, at the recipe's sampling settings."""
+    task = get_task(spec.task)
+    r = spec.recipe
+    return EvalSpec(model=spec.model, task=spec.task, split="train",
+                    num_problems=min(spec.data.pool_size, task.available("train")), n=LABEL_VOTES,
+                    temperature=r.temperature, top_p=r.top_p, max_new_tokens=r.max_completion_length)
+
+
+def _labels(spec: RLSpec) -> str | None:
+    from harness.registry import get_reward
+
+    return get_reward(spec.reward.name).labels
 
 
 def extra_inputs(spec: RLSpec) -> tuple[Spec, ...]:
-    """The jobs an RL run reads besides its model: the ranking run of a historical-variance selection."""
+    """The jobs an RL run reads besides its model: the ranking run of a historical-variance selection, the
+    labelling evaluation of a reward that needs majority-vote labels."""
+    extra: list[Spec] = []
     if spec.data.selection != "full" and spec.data.method == "historical_variance":
-        return (ranking_run(spec),)
-    return ()
+        extra.append(ranking_run(spec))
+    if _labels(spec) is not None:
+        extra.append(labelling(spec))
+    return tuple(extra)
 
 
 def historical_variance(spec: RLSpec, inputs: Inputs) -> list[str]:
-    """Problem uids by decreasing variance of their training accuracy in the full-set ground-truth run.
+    """Candidate uids by decreasing variance of their training accuracy across the ranking run's epochs.
 
-    Wang et al. take the variance of a problem's accuracy across the epochs of that run. A short run
-    (the smoke budget) may draw no problem twice; the variance is then that of the correctness of
-    each problem's sampled completions in its one draw, a(1 - a) for group accuracy a.
+    Every candidate was drawn at least twice (``ranking_run`` sizes its pool so); a run that did not draw
+    one twice is an error, not a ranking.
     """
     history = json.loads((inputs.entry(ranking_run(spec)) / TRAIN_ACCURACY).read_text())
-    variances = {uid: float(np.var(accs)) for uid, accs in history.items() if len(accs) >= 2}
-    if not variances:
-        variances = {uid: accs[0] * (1 - accs[0]) for uid, accs in history.items()}
+    short = sorted(uid for uid, accs in history.items() if len(accs) < 2)
+    if short:
+        raise SpecError(f"data: the ranking run {ranking_run(spec).short} drew {len(short)} of its candidates "
+                        f"fewer than twice (e.g. {short[0]}); a larger budget or a smaller pool ranks them")
+    variances = {uid: float(np.var(accs)) for uid, accs in history.items()}
     return sorted(variances, key=lambda uid: (-variances[uid], uid))
+
+
+def majority_labels(spec: RLSpec, pool: list[Problem], inputs: Inputs) -> list[Problem]:
+    """The pool labelled with the base model's majority answers (``Problem.label``); for ``wrong_majority``
+    only the problems whose label is wrong. Problems without any extracted answer get no label and drop out."""
+    from harness.evaluate import load_result
+    from harness.stats import majority
+
+    result = load_result(labelling(spec), inputs.entry(labelling(spec)))
+    task = get_task(spec.task)
+    by_uid = {p.uid: majority(answers) for p, answers in zip(result.problems, result.answers, strict=True)}
+    labelled = [dataclasses.replace(p, label=by_uid[p.uid]) for p in pool if by_uid.get(p.uid) is not None]
+    if _labels(spec) == "wrong_majority":
+        labelled = [p for p in labelled if not task.answers_match(p.label, p.answer)]
+    if not labelled:
+        raise SpecError(f"reward: {spec.reward.name} trains on the problems whose majority label is wrong, and "
+                        f"the base model's majority answer is right on all {len(pool)} of {spec.task.name}")
+    return labelled
 
 
 def _check_selection(spec: RLSpec, pool_size: int) -> None:
@@ -99,6 +152,8 @@ def check(spec: RLSpec) -> None:
 def select_problems(spec: RLSpec, inputs: Inputs) -> list[Problem]:
     """The problems RL trains on, repeated to the pool size when fewer (the one example fills the batch)."""
     pool = training_pool(spec)
+    if _labels(spec) is not None:
+        pool = majority_labels(spec, pool, inputs)
     data: DataSpec = spec.data
     if data.selection == "full":
         return pool
@@ -168,8 +223,9 @@ def resume_every(spec: RLSpec) -> int:
 def _dataset(task: Task, problems: list[Problem]) -> Any:
     from datasets import Dataset
 
-    return Dataset.from_list([{"prompt": task.prompt(p), "question": p.question, "answer": p.answer,
-                               "uid": p.uid} for p in problems])
+    labels = {"label": None} if problems and problems[0].label is not None else {}
+    return Dataset.from_list([{"prompt": task.prompt(p), "question": p.question, "answer": p.answer, "uid": p.uid,
+                               **({"label": p.label} if labels else {})} for p in problems])
 
 
 def _step(checkpoint: Path) -> int:

@@ -29,6 +29,7 @@ class Problem:
     question: str  # the bare question, e.g. "12+34="
     answer: str  # canonical gold answer, e.g. "46"
     uid: str  # stable id, unique within the family
+    label: str | None = None  # a pseudo-label for rewards that ask for one (the base model's majority answer)
 
     @property
     def text(self) -> str:
