@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 
 from harness import jobs
 from harness.cache import Cache
-from harness.executors import Backend, payload, plugin_sources, resources
+from harness.executors import Backend, payload, resources
 from harness.plan import Graph
 from harness.progress import GraphProgress
+from harness.registry import plugin_sources
 
 GROUP_CAP = 16  # jobs handed to one worker together at most
 POLL = 1.0  # seconds between progress refreshes while waiting
