@@ -286,3 +286,22 @@ def test_a_recording_harness_answers_with_placeholders_and_records_more_seeds(tm
     recorded = harness.recording.requested.values()
     assert sorted(s.seed for s in recorded if isinstance(s, RLSpec)) == [0, 1, 2]
     assert harness.recording.errors == [] and not (tmp_path / "cache").exists()
+
+
+def test_tests_without_jobs_run_once_under_xdist(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    """The controller's graph-only process plans and runs no test, even where no test asks for a job."""
+    runs = tmp_path / "runs.txt"
+    pytester.makeini("[pytest]\n")
+    pytester.makepyfile(test_plain=f"""
+        import pytest
+
+        @pytest.mark.parametrize("n", range(3))
+        def test_counted(n):
+            with open({str(runs)!r}, "a") as f:
+                f.write(f"{{n}}\\n")
+        """)
+    result = pytester.runpytest("-p", "harness.plugin", "-p", "no:cacheprovider", "-n", "2",
+                                f"--claims-cache={tmp_path / 'cache'}")
+    assert result.ret == pytest.ExitCode.OK and result.parseoutcomes() == {"passed": 3}
+    result.stdout.fnmatch_lines(["2 workers [[]3 items[]]"])
+    assert sorted(runs.read_text().split()) == ["0", "1", "2"]
