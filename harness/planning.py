@@ -27,11 +27,15 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from harness.results import Harness, JobFailed, Recording
+
+if TYPE_CHECKING:
+    from harness.plan import Graph
+    from harness.scheduler import Outcome
 
 GRAPH_ONLY = "--claims-graph-only"  # internal: plan and run the graph, then stop (the xdist controller's helper)
 MARKER = "@@claims-plan "  # prefix of the graph-only process's messages on stdout
@@ -116,21 +120,22 @@ def workers_of(config: pytest.Config) -> int:
     return config.getoption("workers") or os.cpu_count() or 1
 
 
-def run(graph: Any, harness: Harness, config: pytest.Config) -> Any:
+def run(graph: Graph, harness: Harness, config: pytest.Config) -> Outcome:
     """Run the graph's missing jobs on the session's executor, with the display on the real stderr."""
-    from harness.executors import LocalWorkers, RayWorkers
+    from harness.executors import Backend, LocalWorkers, RayWorkers
     from harness.scheduler import Scheduler
 
-    logs = Path(tempfile.mkdtemp(prefix="claims-workers-"))
+    logs = None
     if config.getoption("executor") == "ray":
-        backend: Any = RayWorkers(config.getoption("ray_address"), workers_of(config))
+        backend: Backend = RayWorkers(config.getoption("ray_address"), workers_of(config))
     else:
+        logs = Path(tempfile.mkdtemp(prefix="claims-workers-"))
         backend = LocalWorkers(workers_of(config), logs)
     with _real_stderr(config):
         outcome = Scheduler(graph, backend, harness.cache).run()
-    if outcome.failed:
+    if logs is not None and outcome.failed:
         print(f"job logs: {logs}", file=sys.stderr)
-    else:
+    elif logs is not None:
         shutil.rmtree(logs, ignore_errors=True)
     return outcome
 
@@ -194,23 +199,22 @@ class Planner:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> bool | None:
+        """Before the tests: the planning pass (graph-only: only it; ``--plan``: only the plan)."""
         config = self.config
         if config.option.collectonly or hasattr(config, "workerinput"):
             return None
-        items = claim_items(session.items)
-        if not items:
-            return None
         graph_only = config.getoption("claims_graph_only")
+        emit = self._terminal_emit()
         if graph_only:
             def emit(line: str) -> None:
                 print(MARKER + json.dumps({"line": line}), flush=True)
-        else:
-            emit = self._terminal_emit()
-        harness = self.harness_of(config)
-        self.planned = prepare(items, harness, config, emit, plan_only=config.getoption("plan"))
-        harness.failed = self.planned.failed
-        self._count_computed()
-        if graph_only:  # the controller shows the errors and stops
+        items = claim_items(session.items)
+        if items:
+            harness = self.harness_of(config)
+            self.planned = prepare(items, harness, config, emit, plan_only=config.getoption("plan"))
+            harness.failed = self.planned.failed
+            self._count_computed()
+        if graph_only:  # no test runs here; the controller shows the errors and stops
             print(MARKER + json.dumps({"result": self.planned.to_dict()}), flush=True)
             return True
         stop_on_errors(self.planned.errors, emit)

@@ -16,8 +16,9 @@ from helpers import RECIPE, REPO, TINY_TASK, subprocess_env, tiny_eval, tiny_org
 
 from harness.cache import MANIFEST, Cache
 from harness.jobs import materialize
-from harness.loading import load_recipe
+from harness.loading import load_fixtures, load_recipe
 from harness.plan import DEFAULTS, CostModel, Line, build, gpu_hours, params_billions, units
+from harness.results import Harness, Recording
 from harness.specs import DataSpec, PretrainedSpec, RecipeSpec, RLSpec, from_dict
 
 pytest_plugins = ["pytester"]
@@ -264,3 +265,43 @@ def test_plan_of_the_papers_pairs_works_offline(tmp_path: Path) -> None:
     assert float(rows["total"][4].replace(",", "")) > 1000  # GPU-hours: a third of 100 per 7B run, 32 runs
     assert any("GPU-hours (H100) assume" in line for line in lines)
     assert not (tmp_path / "cache").exists()
+
+
+def test_a_recording_harness_answers_with_placeholders_and_records_more_seeds(tmp_path: Path) -> None:
+    (tmp_path / "pairs.yaml").write_text(PAIRS)
+    (tmp_path / "tiny.yaml").write_text(RECIPE)
+    pair = next(p for p in load_fixtures(tmp_path / "pairs.yaml") if p.id == "one-digit")
+    harness = Harness(cache=Cache(tmp_path / "cache"), budget="smoke")
+    harness.recording = Recording()
+    harness.begin_test("test_x.py::test_y")
+
+    outcome = harness.rl(pair, reward="random")
+    assert outcome.pending and harness.pending
+    count = pair.eval.num_problems
+    assert outcome.scores(1).shape == (1, count) and outcome.base_scores(1).shape == (count,)
+    assert outcome.gain(1) == 0.0 and len(outcome.logs[0]) == pair.steps("smoke")
+    more = outcome.with_seeds(3)
+    assert more.pending and [s.seed for s in more.specs] == [0, 1, 2] and more.label == outcome.label
+    assert {s.reward.name for s in more.specs} == {"random"}
+    recorded = harness.recording.requested.values()
+    assert sorted(s.seed for s in recorded if isinstance(s, RLSpec)) == [0, 1, 2]
+    assert harness.recording.errors == [] and not (tmp_path / "cache").exists()
+
+
+def test_tests_without_jobs_run_once_under_xdist(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    """The controller's graph-only process plans and runs no test, even where no test asks for a job."""
+    runs = tmp_path / "runs.txt"
+    pytester.makeini("[pytest]\n")
+    pytester.makepyfile(test_plain=f"""
+        import pytest
+
+        @pytest.mark.parametrize("n", range(3))
+        def test_counted(n):
+            with open({str(runs)!r}, "a") as f:
+                f.write(f"{{n}}\\n")
+        """)
+    result = pytester.runpytest("-p", "harness.plugin", "-p", "no:cacheprovider", "-n", "2",
+                                f"--claims-cache={tmp_path / 'cache'}")
+    assert result.ret == pytest.ExitCode.OK and result.parseoutcomes() == {"passed": 3}
+    result.stdout.fnmatch_lines(["2 workers [[]3 items[]]"])
+    assert sorted(runs.read_text().split()) == ["0", "1", "2"]

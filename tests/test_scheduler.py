@@ -5,6 +5,7 @@ worker together, each member with its own cache entry."""
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from harness.cache import MANIFEST, Cache
 from harness.executors import LocalWorkers
 from harness.jobs import group_key, materialize
 from harness.plan import build
+from harness.progress import GraphProgress
 from harness.scheduler import Scheduler, groups
 from harness.specs import PretrainedSpec, RecipeSpec, RewardSpec, RLSpec
 
@@ -143,3 +145,33 @@ def test_a_failed_job_fails_only_the_tests_that_need_it(pytester: pytest.Pyteste
         "rl:* failed: needs pretrained:*, which failed: ValueError: *model.gguf does not start with the GGUF magic*",
     ])
     assert "Traceback" not in result.stdout.str()
+
+
+def test_one_worker_starts_the_job_with_the_longest_path_first(tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "cache")
+    short, long = tiny_organism(steps=4, seed=2), tiny_organism(steps=40, seed=3)
+    graph = build([short, long], cache)
+    assert graph.nodes[long.key].rank > graph.nodes[short.key].rank
+    outcome = Scheduler(graph, LocalWorkers(1, tmp_path / "logs"), cache).run()
+    assert outcome.timings[long.key][1] <= outcome.timings[short.key][0]
+
+
+def test_the_progress_display_without_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CLAIMS_PROGRESS", raising=False)
+    stream = io.StringIO()  # not a terminal: lines, at most one per ``every`` seconds
+    progress = GraphProgress(3, stream)
+    progress.update(1, 0, ["rl:0123456789", "eval:abcdef0123"], 75.0)  # within ``every`` of the start: quiet
+    progress.every = 0.0
+    progress.update(1, 0, ["rl:0123456789", "eval:abcdef0123"], 75.0)
+    progress.failure("eval:abcdef0123", "ValueError: bad")
+    progress.close(2, 1)
+    assert stream.getvalue().splitlines()[0] == "jobs: 1/3 done, 2 running (rl:0123456789, eval:abcdef0123), ETA 75 s"
+    assert stream.getvalue().splitlines()[1:] == ["job eval:abcdef0123 FAILED: ValueError: bad",
+                                                  "jobs: 2 of 3 done in 0 s, 1 failed"]
+    monkeypatch.setenv("CLAIMS_PROGRESS", "0")
+    quiet = io.StringIO()
+    off = GraphProgress(3, quiet)
+    off.every = 0.0
+    off.update(1, 0, [], None)
+    off.close(3, 0)
+    assert quiet.getvalue() == ""
