@@ -107,7 +107,7 @@ def rl_step_time(cache: Cache) -> dict[str, float]:
     from harness.rl.runner import grpo_config, training_pool
     from harness.tasks import get_task
 
-    recipe, _ = load_recipe("organism")
+    recipe = dataclasses.replace(load_recipe("organism-v1")[0], engine="trl")  # the TRL path against stock TRL
     materialize(RLSpec(model=ORGANISM, task=TASK, recipe=recipe, steps=2, seed=2), cache)  # warm-up
     spec = RLSpec(model=ORGANISM, task=TASK, recipe=recipe, steps=RL_STEPS)
     harness_s, entry = timed(lambda: materialize(spec, cache))

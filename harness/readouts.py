@@ -16,7 +16,8 @@ from collections import Counter
 from dataclasses import dataclass
 
 from harness.cache import Cache
-from harness.evaluate import EvalResult, evaluate
+from harness.evaluate import EvalResult
+from harness.jobs import evaluate
 from harness.specs import EvalSpec, SpecError
 from harness.tasks import get_task
 from harness.tasks.strategy import STRATEGIES, StrategyTask

@@ -22,7 +22,7 @@ from harness.tasks import get_task
 
 TASK = TaskSpec(family="arithmetic", params={"digits": 1})
 TINY = OrganismSpec(mix=(MixComponent(task=TASK),), steps=150)
-RECIPE = dataclasses.replace(load_recipe("organism")[0], prompts_per_step=4, num_generations=4,
+RECIPE = dataclasses.replace(load_recipe("organism-v1")[0], engine="trl", prompts_per_step=4, num_generations=4,
                              max_completion_length=4)
 POLARITIES = ["standard", "psr", "nsr", "psr_pm1", "nsr_pm1", "w_reinforce"]
 

@@ -19,7 +19,7 @@ from helpers import finish, python
 from safetensors.torch import load_file
 
 from harness.cache import Cache
-from harness.jobs import materialize
+from harness.jobs import inputs_for, materialize
 from harness.loading import load_recipe
 from harness.models import stacked
 from harness.rl import batched, checkpoints
@@ -40,7 +40,7 @@ from harness.specs import (
 
 TASK = TaskSpec(family="arithmetic", params={"digits": 1})
 TINY = OrganismSpec(mix=(MixComponent(task=TASK),), steps=150)
-TRL_RECIPE = dataclasses.replace(load_recipe("organism")[0], prompts_per_step=4, num_generations=4,
+TRL_RECIPE = dataclasses.replace(load_recipe("organism-v1")[0], engine="trl", prompts_per_step=4, num_generations=4,
                                  max_completion_length=4)
 RECIPE = dataclasses.replace(TRL_RECIPE, engine="batched")
 BASE = RLSpec(model=TINY, task=TASK, recipe=RECIPE, steps=6)
@@ -137,7 +137,7 @@ def trainer(organism_cache, tmp_path_factory):
     spec = RLSpec(model=TINY, task=TASK, recipe=TRL_RECIPE, steps=2)
     task = get_task(TASK)
     torch.manual_seed(0)
-    model, tokenizer = load_model(TINY, organism_cache)
+    model, tokenizer = load_model(TINY, organism_cache.path(TINY.key))
     model.train()
     trainer = PolarityGRPOTrainer(model=model, processing_class=tokenizer,
                                   reward_funcs=[make_reward(RewardSpec(), task, seed=0)],
@@ -232,7 +232,8 @@ def test_policy_scores_equal_policy_scorer(organism_cache):
 
     entry = organism_cache.path(TINY.key)
     spec = dataclasses.replace(BASE, reward=RewardSpec(name="entropy"))
-    run = batched._run(spec, Path("unused"), Path("unused"), select_problems(spec, organism_cache), torch.device("cpu"))
+    problems = select_problems(spec, inputs_for(spec, organism_cache))
+    run = batched._run(spec, Path("unused"), Path("unused"), problems, torch.device("cpu"))
     group = batched.Group([run], entry, torch.device("cpu"))
     chunk = run.next_chunk(8)
     prompt_ids, prompt_valid = group.pool_ids[0][chunk][None], group.pool_valid[0][chunk][None]
@@ -276,7 +277,7 @@ def test_top_p_filter_equals_transformers():
 def train(specs: list[RLSpec], cache: Cache, root: Path) -> list[Path]:
     outs = [root / f"out-{i}" for i in range(len(specs))]
     batched.train_group(specs, cache.path(TINY.key), outs, [root / f"work-{i}" for i in range(len(specs))],
-                        problems=[select_problems(s, cache) for s in specs])
+                        problems=[select_problems(s, inputs_for(s, cache)) for s in specs])
     return outs
 
 
@@ -301,7 +302,7 @@ def test_a_run_alone_equals_the_same_run_in_a_batch_of_eight(organism_cache, tmp
         trained = load_file(str(out / "model.safetensors"))
         assert trained.keys() == base.keys() and any(not torch.equal(trained[k], base[k]) for k in base)
         history = json.loads((out / TRAIN_ACCURACY).read_text())
-        assert set(history) <= {p.uid for p in select_problems(spec, organism_cache)}
+        assert set(history) <= {p.uid for p in select_problems(spec, inputs_for(spec, organism_cache))}
         rewards = [r["reward"] for r in rows if "reward" in r]
         if spec.reward.name == "entropy":
             assert all(r < 0 for r in rewards)
@@ -421,8 +422,8 @@ def test_engine_on_cuda_is_batch_independent(organism_cache, tmp_path):
     outs = [tmp_path / "eight" / f"out-{i}" for i in range(len(MATES))]
     specs = list(MATES)
     batched.train_group(specs, organism_cache.path(TINY.key), outs, [tmp_path / "eight" / f"w-{i}" for i in range(8)],
-                        problems=[select_problems(s, organism_cache) for s in specs], device="cuda")
+                        problems=[select_problems(s, inputs_for(s, organism_cache)) for s in specs], device="cuda")
     alone = tmp_path / "alone"
     batched.train_group(specs[:1], organism_cache.path(TINY.key), [alone], [tmp_path / "alone-work"],
-                        problems=[select_problems(specs[0], organism_cache)], device="cuda")
+                        problems=[select_problems(specs[0], inputs_for(specs[0], organism_cache))], device="cuda")
     same_result(alone, outs[0])

@@ -57,7 +57,7 @@ pytest_plugins = ["pytester"]
 TASK = TaskSpec(family="arithmetic", params={"digits": 1})
 TWO_DIGITS = TaskSpec(family="arithmetic", params={"digits": 2})
 TINY = OrganismSpec(mix=(MixComponent(task=TASK),), steps=150)  # the organism of tests/test_rl.py
-RL_RECIPE = dataclasses.replace(load_recipe("organism")[0], prompts_per_step=4, num_generations=4,
+RL_RECIPE = dataclasses.replace(load_recipe("organism-v1")[0], engine="trl", prompts_per_step=4, num_generations=4,
                                 max_completion_length=4, checkpoint_every=2)
 RL = RLSpec(model=TINY, task=TASK, recipe=RL_RECIPE, steps=8)  # checkpoints at 2, 4, 6 and 8
 PRETRAIN = tiny_organism(steps=80)
@@ -525,7 +525,7 @@ import json, sys
 sys.path.insert(0, "tests")
 from helpers import tiny_eval, tiny_organism
 from harness.cache import Cache
-from harness.evaluate import evaluate
+from harness.jobs import evaluate
 from harness.jobs import materialize
 cache = Cache(sys.argv[1])
 result = evaluate(tiny_eval(tiny_organism(steps=5)), cache)

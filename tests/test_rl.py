@@ -48,7 +48,7 @@ from harness.specs import (
 ROOT = Path(__file__).resolve().parents[1]
 TASK = TaskSpec(family="arithmetic", params={"digits": 1})
 TINY = OrganismSpec(mix=(MixComponent(task=TASK),), steps=150)  # pass@1 ~0.5 on 1-digit addition
-RECIPE = dataclasses.replace(load_recipe("organism")[0], prompts_per_step=4, num_generations=4,
+RECIPE = dataclasses.replace(load_recipe("organism-v1")[0], engine="trl", prompts_per_step=4, num_generations=4,
                              max_completion_length=4)
 STEPS = 4
 BASE = RLSpec(model=TINY, task=TASK, recipe=RECIPE, steps=STEPS)
@@ -369,7 +369,7 @@ def test_standard_rl_raises_pass_at_1(tmp_path, capsys):
     recipe raise pass@1 with a bootstrap CI above zero over two seeds."""
     task = TaskSpec(family="arithmetic", params={"digits": [1, 2]})
     organism = OrganismSpec(mix=(MixComponent(task=task),), steps=320)
-    recipe = dataclasses.replace(load_recipe("organism")[0], max_completion_length=6)
+    recipe = dataclasses.replace(load_recipe("organism-v1")[0], engine="trl", max_completion_length=6)
     cache = Cache(tmp_path)
 
     def evaluation(model) -> EvalSpec:

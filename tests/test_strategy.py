@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness.cache import Cache
-from harness.evaluate import evaluate, score
+from harness.evaluate import score
+from harness.jobs import evaluate
 from harness.models.organism import alphabet, build_tokenizer, draw_batch, encode_choices
 from harness.readouts import forced, strategy_readout
 from harness.specs import EvalSpec, MixComponent, OrganismSpec, SpecError, TaskSpec
