@@ -350,6 +350,11 @@ class Claim:
         if not self.pending:
             self._settle(finding)
 
+    def record(self, finding: Any) -> None:
+        """A finding judged elsewhere (a ``harness.verdicts.Finding``): record it, and raise unless it holds."""
+        __tracebackhide__ = True
+        self._judge(lambda: finding)
+
     def improves(self, outcome: Any, *, k: int = 1, threshold: float = 0.0, mechanism: str | None = None) -> None:
         """The variant raises pass@k by more than ``threshold``."""
         __tracebackhide__ = True

@@ -169,7 +169,7 @@ def _judge(looks: _Looks, verdict_of: Callable[[list[RLOutcome], float], stats.V
         return verdict_of(looks.at(runs), level)
 
     if len(schedule) == 1:
-        return at(schedule[0], ALPHA), f"{schedule[0]} run{'s' * (schedule[0] > 1)} (fixed)"
+        return at(schedule[0], ALPHA), "a single look"
     return stats.sequential(at, schedule, ALPHA)
 
 

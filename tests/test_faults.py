@@ -497,7 +497,7 @@ def test_full_disk_cli_align_is_one_line(small_fs: Callable[[int], Path], tmp_pa
     root = small_fs(256)
     (tmp_path / "pairs.yaml").write_text(TINY_PAIRS)
     (tmp_path / "tiny.yaml").write_text(RECIPE)
-    done = subprocess.run([sys.executable, "-m", "harness", "align", str(tmp_path / "pairs.yaml"), "--cache",
+    done = subprocess.run([sys.executable, "-m", "harness", "align", str(tmp_path / "pairs.yaml"), "--claims-cache",
                            str(root / "cache")], cwd=REPO, env=subprocess_env(), capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 2, done.stderr
@@ -581,7 +581,7 @@ def test_readonly_cli_align_reads_a_complete_cache(organisms: Cache, read_only: 
     view, _ = read_only(root, "bind-mount")
     (tmp_path / "pairs.yaml").write_text(TINY_PAIRS)
     (tmp_path / "tiny.yaml").write_text(RECIPE)
-    done = subprocess.run([sys.executable, "-m", "harness", "align", str(tmp_path / "pairs.yaml"), "--cache",
+    done = subprocess.run([sys.executable, "-m", "harness", "align", str(tmp_path / "pairs.yaml"), "--claims-cache",
                            str(view)], cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1].startswith("tiny ")
@@ -597,7 +597,7 @@ NAN = float("nan")
 @pytest.mark.claim("fault", source="tests/test_faults.py")
 def test_base_model(pair, evaluate, claim):
     finding = Finding("holds", f"pass@1 {evaluate(pair).pass_at_k(1):.3f}", NAN, NAN, NAN, NAN, {})
-    claim.agrees(finding, finding, pair=pair)
+    claim.record(finding)
 """
 
 
@@ -633,7 +633,7 @@ def test_readonly_cache_path_that_is_a_file_is_one_line(tmp_path: Path) -> None:
     line = fails_in_one_line(lambda: Cache(target))
     assert line == f"cache directory {target} is a file, not a directory; point --claims-cache (or $CLAIMS_CACHE) " \
                    "at a directory"
-    done = subprocess.run([sys.executable, "-m", "harness", "align", "--cache", str(target)], cwd=REPO,
+    done = subprocess.run([sys.executable, "-m", "harness", "align", "--claims-cache", str(target)], cwd=REPO,
                           env=subprocess_env(), capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and one_line(done.stderr) == f"python -m harness align: {line}"
 
@@ -959,7 +959,7 @@ NAN = float("nan")
 @pytest.mark.claim("fault", source="tests/test_faults.py")
 def test_agrees(pair, claim):
     finding = Finding("holds", "recorded", NAN, NAN, NAN, NAN, {})
-    claim.agrees(finding, finding, pair=pair)
+    claim.record(finding)
 """
 
 

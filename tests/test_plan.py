@@ -18,7 +18,8 @@ from harness.cache import MANIFEST, Cache
 from harness.jobs import materialize
 from harness.loading import load_fixtures, load_recipe
 from harness.plan import DEFAULTS, CostModel, Line, build, gpu_hours, params_billions, units
-from harness.results import Harness, Recording
+from harness.results import CALIBRATION_RUNS, Harness, Recording
+from harness.rl.runner import ranking_run
 from harness.specs import DataSpec, PretrainedSpec, RecipeSpec, RLSpec, from_dict
 
 pytest_plugins = ["pytester"]
@@ -44,17 +45,21 @@ def test_graph_deduplicates_jobs_and_links_their_dependencies(tmp_path: Path) ->
                  standard[0], tiny_eval(hub)]
     graph = build(requested, Cache(tmp_path))
 
-    assert Counter(n.spec.kind for n in graph.nodes.values()) == {"organism": 1, "eval": 5, "rl": 3}
-    assert all(not n.cached for n in graph.nodes.values()) and len(graph.todo) == 9
+    # the one-shot run needs its ranking run: standard RL over a small pool (harness.rl.runner.ranking_run)
+    assert Counter(n.spec.kind for n in graph.nodes.values()) == {"organism": 1, "eval": 5, "rl": 4}
+    assert all(not n.cached for n in graph.nodes.values()) and len(graph.todo) == 10
     nodes = graph.nodes
     assert nodes[standard[1].key].deps == (ORGANISM.key,)
     assert nodes[base.key].deps == (ORGANISM.key,)
     assert nodes[tiny_eval(standard[1]).key].deps == (standard[1].key,)
-    # the one-shot run reads its model and the ranking run, which is the standard full-set run of seed 0
-    assert nodes[one_shot.key].deps == (ORGANISM.key, standard[0].key)
+    # the one-shot run reads its model and the ranking run: standard RL of seed 0 over a pool small enough that
+    # the budget draws every candidate twice
+    ranking = ranking_run(one_shot)
+    assert ranking.data.pool_size == 8 and ranking.seed == 0  # one rollout batch at least (2 steps are one)
+    assert nodes[one_shot.key].deps == (ORGANISM.key, ranking.key)
     assert nodes[tiny_eval(hub).key].deps == ()  # a hub model is loaded in place: no job
-    # priorities: the organism heads the longest path, organism -> standard run -> one-shot run -> its evaluation
-    path = [ORGANISM, standard[0], one_shot, tiny_eval(one_shot)]
+    # priorities: the organism heads the longest path, organism -> ranking run -> one-shot run -> its evaluation
+    path = [ORGANISM, ranking, one_shot, tiny_eval(one_shot)]
     assert nodes[ORGANISM.key].rank == pytest.approx(sum(nodes[s.key].seconds for s in path))
     assert graph.critical_path() == nodes[ORGANISM.key].rank
     assert graph.makespan(1) == pytest.approx(sum(n.seconds for n in graph.todo))
@@ -215,14 +220,15 @@ def test_plan_shows_the_graph_and_its_cost_and_runs_nothing(session, pytester: p
 
     result = session("--plan", cache=cache)
     assert result.ret == pytest.ExitCode.OK
-    # 2 pairs x (organism, base evaluation, 3 variants x (RL run + its evaluation)) at 1 smoke seed
+    # 2 pairs x (organism, base evaluation, the standard control's 8 calibration runs and 2 other variants at
+    # 1 smoke seed, each RL run with its evaluation)
     result.stdout.fnmatch_lines([
-        "plan: 16 jobs for 6 tests: 1 cached, 15 to run",
+        "plan: 44 jobs for 6 tests: 1 cached, 43 to run",
         "  kind * jobs * cached * to run * CPU core-s",
         "  organism * 2 * 1 * 1 *",
-        "  eval * 8 * 0 * 8 *",
-        "  rl * 6 * 0 * 6 *",
-        "  total * 16 * 1 * 15 *",
+        "  eval * 22 * 0 * 22 *",
+        "  rl * 20 * 0 * 20 *",
+        "  total * 44 * 1 * 43 *",
         "  critical path * s; about * on * workers",
         "  CPU cost model: fitted to the timings of cached jobs (organism 4); built-in defaults for other kinds",
         "*no tests ran*",
@@ -258,11 +264,12 @@ def test_plan_of_the_papers_pairs_works_offline(tmp_path: Path) -> None:
                             text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
-    # 4 pairs x (base evaluation + 4 variants x 2 seeds x (RL run + its evaluation)); hub models need no job
-    assert "plan: 68 jobs for 12 tests: 0 cached, 68 to run" in lines, result.stdout
+    # 4 pairs x (base evaluation, the standard control's 8 runs, 3 spurious rewards x 2 runs at the first look,
+    # each run with its evaluation, and the incorrect reward's labelling evaluation); hub models need no job
+    assert "plan: 120 jobs for 12 tests: 0 cached, 120 to run" in lines, result.stdout
     rows = {line.split()[0]: line.split()[1:] for line in lines if line.startswith("  ") and len(line.split()) == 6}
-    assert rows["rl"][:3] == ["32", "0", "32"] and rows["eval"][:3] == ["36", "0", "36"]
-    assert float(rows["total"][4].replace(",", "")) > 1000  # GPU-hours: a third of 100 per 7B run, 32 runs
+    assert rows["rl"][:3] == ["56", "0", "56"] and rows["eval"][:3] == ["64", "0", "64"]
+    assert float(rows["total"][4].replace(",", "")) > 1000  # GPU-hours: a third of 100 per 7B run, 56 runs
     assert any("GPU-hours (H100) assume" in line for line in lines)
     assert not (tmp_path / "cache").exists()
 
@@ -283,8 +290,9 @@ def test_a_recording_harness_answers_with_placeholders_and_records_more_seeds(tm
     more = outcome.with_seeds(3)
     assert more.pending and [s.seed for s in more.specs] == [0, 1, 2] and more.label == outcome.label
     assert {s.reward.name for s in more.specs} == {"random"}
-    recorded = harness.recording.requested.values()
-    assert sorted(s.seed for s in recorded if isinstance(s, RLSpec)) == [0, 1, 2]
+    recorded = [s for s in harness.recording.requested.values() if isinstance(s, RLSpec)]
+    assert sorted(s.seed for s in recorded if s.reward.name == "random") == [0, 1, 2]
+    assert sorted(s.seed for s in recorded if s.reward.name == "ground_truth") == list(range(CALIBRATION_RUNS))
     assert harness.recording.errors == [] and not (tmp_path / "cache").exists()
 
 

@@ -207,7 +207,8 @@ def test_verdicts_become_outcomes_and_the_summary_shows_the_matrix(run: Callable
     ])
     # a failed claim reads as the finding: effect, interval, threshold and the pair's alignment
     result.stdout.fnmatch_lines(["E *ClaimFailed: standard RL changed pass@1 by * (95% CI * to *); "
-                                 "the claim needs > +1.000; pair add-*, alignment pass@8 = *"])
+                                 "the claim needs > +1.000; 8 runs of standard RL (a single look); pair add-*, "
+                                 "alignment pass@8 = *"])
 
     out = result.stdout.str()
     section = out[out.index("claims x pairs"):]
@@ -224,14 +225,14 @@ def test_verdicts_become_outcomes_and_the_summary_shows_the_matrix(run: Callable
     ])
     result.stdout.fnmatch_lines(["INCONCLUSIVE test_claims.py::test_inconclusive[[]add-low[]]: standard RL changed*"])
     unique, computed, distinct, loaded = jobs_counts(result)
-    assert (computed, distinct) == (0, 0) and unique == 10 and loaded >= unique  # all from the module's cache
-    # 10 = 2 organisms + 2 base evaluations + 2 pairs x 2 seeds x (RL run + its evaluation)
+    assert (computed, distinct) == (0, 0) and unique == 34 and loaded >= unique  # all from the module's cache
+    # 34 = 2 base evaluations + 2 pairs x 8 calibration runs x (RL run + its evaluation)
 
     recorded = re.search(r"run recorded: (\S+\.json)", out)
     assert recorded, out
     record = json.loads(Path(recorded.group(1)).read_text())
     assert Path(recorded.group(1)).parent == claims_cache / "runs"
-    assert record["budget"] == "standard" and record["seeds"] == 2
+    assert record["budget"] == "standard" and record["seeds"] == "auto"
     assert {r["nodeid"]: r["outcome"] for r in record["rows"]} == NODEIDS
     assert {e["pair"] for e in record["evaluations"]} == {"add-low", "add-high"}
     peak = re.search(r"peak RSS per worker: main (\d+) MB", out)
@@ -262,7 +263,7 @@ def test_findings_record_reproduce_flip_and_partial_update(run: Callable[..., py
     assert recorded.parseoutcomes() == {"passed": 6}  # recording judges nothing
     recorded.stdout.fnmatch_lines([f"findings written: {path} (6 verdicts: 6 new, 0 changed, 6 in the file)"])
     data = findings_file(path)
-    assert data["budget"] == "standard" and data["seeds"] == 2 and data["pairs"] == "pairs.yaml"
+    assert data["budget"] == "standard" and data["seeds"] == "auto" and data["pairs"] == "pairs.yaml"
     assert data["findings"] == NODEIDS
     assert path.read_text().startswith("# Recorded claim verdicts")
 
@@ -295,9 +296,9 @@ def test_findings_record_reproduce_flip_and_partial_update(run: Callable[..., py
      "f.yaml was recorded at budget 'smoke', not 'standard'; drop the option to use the file's"),
     ({"budget": "smoke", "seeds": 1}, ["--budget", "standard", "--update-findings"],
      "f.yaml was recorded at budget 'smoke', not 'standard'; record another file for it"),
-    ({"budget": "standard", "seeds": 2}, ["--seeds", "3"], "f.yaml was recorded with 2 seeds, not 3*"),
+    ({"budget": "standard", "seeds": 2}, ["--seeds", "3"], "f.yaml was recorded with --seeds 2, not 3*"),
     ({"budget": "standard", "seeds": 2, "findings": {"t.py::x": "held"}}, [],
-     "*f.yaml: findings.t.py::x: unknown verdict 'held'; known: holds, fails, inconclusive, vacuous"),
+     "*f.yaml: findings.t.py::x: unknown verdict 'held'; known: holds, fails, inconclusive, not_exercised"),
     ({"budget": "huge", "seeds": 2}, [], "*f.yaml: top level: unknown budget 'huge'; known: smoke, standard, paper"),
 ], ids=["update-without-file", "missing-file", "budget-mismatch", "budget-mismatch-update", "seeds-mismatch",
         "bad-verdict", "bad-budget"])
@@ -324,12 +325,25 @@ def test_findings_file_adopts_budget_and_seeds(run: Callable[..., pytest.RunResu
 # ---------------------------------------------------------------- xdist
 
 
-def test_xdist_computes_every_job_once(run: Callable[..., pytest.RunResult]) -> None:
-    # A third seed: new RL runs and evaluations, each wanted by the three tests of its pair at once.
-    result = run("-q", "-n", "2", "--seeds", "3")
+VARIANT_CLAIMS = """\
+import pytest
+
+pytestmark = pytest.mark.claim("test", source="tests/test_plugin.py")
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_variant(pair, rl, claim, n):
+    claim.improves(rl(pair, lr_scale=2.0), k=1, threshold=-1.0)
+"""
+
+
+def test_xdist_computes_every_job_once(run: Callable[..., pytest.RunResult], pytester: pytest.Pytester) -> None:
+    # A variant with 3 seeds: new RL runs and evaluations, each wanted by the three tests of its pair at once.
+    pytester.makepyfile(test_variant=VARIANT_CLAIMS)
+    result = run("-q", "-n", "2", "--seeds", "3", "test_variant.py")
     outcomes = result.parseoutcomes()
-    assert (outcomes["passed"], outcomes["failed"]) == (2, 2), result.stdout.str()
+    assert outcomes["passed"] == 6, result.stdout.str()
     _, computed, distinct, _ = jobs_counts(result)
-    assert computed == distinct == 4, result.stdout.str()  # 2 pairs x (RL run + its evaluation) of seed 2
+    assert computed == distinct == 12, result.stdout.str()  # 2 pairs x 3 seeds x (RL run + its evaluation)
     result.stdout.fnmatch_lines(["peak RSS per worker: gw0 * MB, gw1 * MB"])
     assert "claims x pairs" in result.stdout.str()

@@ -373,7 +373,7 @@ def test_report_command_renders_latest_into_a_folder_named_after_the_run(
     run, _ = recorded
     path = record_run(tmp_path / "cache" / "runs", {**run, "finished": 1.0})
     monkeypatch.chdir(tmp_path)
-    assert harness_main(["report", "--cache", str(tmp_path / "cache")]) == 0
+    assert harness_main(["report", "--claims-cache", str(tmp_path / "cache")]) == 0
     folder = tmp_path / "reports" / path.stem
     assert (folder / "report.html").exists() and (folder / "report.md").exists()
     assert f"reports/{path.stem}/report.md" in capsys.readouterr().out
@@ -407,10 +407,10 @@ def test_a_bad_latest_pointer_or_missing_run_is_one_line(tmp_path: Path, capsys:
     runs = tmp_path / "runs"
     runs.mkdir()
     (runs / "latest.json").write_text('{"run": 3}')
-    assert harness_main(["report", "--cache", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+    assert harness_main(["report", "--claims-cache", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
     assert "latest.json: expected {\"run\": file name, \"finished\": time}, got {\"run\": 3}" in capsys.readouterr().err
     (runs / "latest.json").write_text('{"run": "run-gone.json", "finished": 1}')
-    assert harness_main(["report", "--cache", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+    assert harness_main(["report", "--claims-cache", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "run-gone.json: cannot read the run record" in err
 
@@ -419,16 +419,13 @@ CLAIMS = """
 import pytest
 from harness.verdicts import Finding
 
-class Pair:
-    id = "p"
-
 def finding(outcome):
     return Finding(outcome, "m", 0.1, 0.0, 0.2, 0.0, {"pass@1": 0.1, "pass@8": 0.5})
 
 @pytest.mark.claim("fam", source="src")
 @pytest.mark.parametrize("x", ["a", "b"])
 def test_agrees(claim, x):
-    claim.agrees(finding("holds"), finding("holds"), pair=Pair())
+    claim.record(finding("holds"))
 """
 
 

@@ -72,8 +72,10 @@ def labelling(spec: RLSpec) -> EvalSpec:
     registered with ``labels``): ``LABEL_VOTES`` samples a problem, at the recipe's sampling settings."""
     task = get_task(spec.task)
     r = spec.recipe
+    # a hub dataset's size is known only once it is loaded: its job checks the count
+    available = spec.data.pool_size if isinstance(task, HubTask) else task.available("train")
     return EvalSpec(model=spec.model, task=spec.task, split="train",
-                    num_problems=min(spec.data.pool_size, task.available("train")), n=LABEL_VOTES,
+                    num_problems=min(spec.data.pool_size, available), n=LABEL_VOTES,
                     temperature=r.temperature, top_p=r.top_p, max_new_tokens=r.max_completion_length)
 
 
@@ -136,14 +138,17 @@ def _check_selection(spec: RLSpec, pool_size: int) -> None:
 
 
 def check(spec: RLSpec) -> None:
-    """Planning-time check: a known reward, and a data selection the training pool can serve (hub datasets
-    are checked by the job)."""
+    """Planning-time check: a known reward and polarity, and a data selection the training pool can serve (hub
+    datasets are checked by the job)."""
+    from harness.registry import get_polarity
     from harness.rl.rewards import check_reward
 
-    try:
-        check_reward(spec.reward)
-    except SpecError as exc:
-        raise SpecError(f"reward: {exc}") from None
+    for field_name, check_one in (("reward", lambda: check_reward(spec.reward)),
+                                  ("polarity", lambda: get_polarity(spec.polarity.name))):
+        try:
+            check_one()
+        except SpecError as exc:
+            raise SpecError(f"{field_name}: {exc}") from None
     task = get_task(spec.task)
     if not isinstance(task, HubTask):
         _check_selection(spec, min(spec.data.pool_size, task.available("train")))
