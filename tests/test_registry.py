@@ -37,6 +37,7 @@ from harness.registry import (
     register_polarity,
     register_reward,
 )
+from harness.report import latest_path, load_run
 from harness.rl.advantages import polarity_advantages
 from harness.rl.rewards import make_reward
 from harness.specs import PolaritySpec, RewardSpec, RLSpec, SpecError, TaskSpec
@@ -385,7 +386,7 @@ def test_a_conftest_adds_a_family_a_reward_and_a_published_number_used_by_pytest
     out = session.stdout + session.stderr
     assert session.returncode == 0, out[-3000:]
     assert "1 passed" in out.splitlines()[-1] and "larger-tiny (pass@4=" in out
-    run = json.loads((cache / "runs" / (cache / "runs" / "latest.json").read_text()).read_text())
+    run = load_run(latest_path(cache))
     [row] = run["rows"]
     assert row["family"] == "scratch" and row["pair"] == "larger-tiny"
     assert row["claim_text"] == "RL with the exact reward keeps pass@1 above -1 (always holds)."
