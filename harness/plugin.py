@@ -560,7 +560,7 @@ def runs_line(rows: list[dict[str, Any]]) -> str:
     """How many runs the cells' variants used and why their sequential looks stopped."""
     from collections import Counter
 
-    runs = Counter(max(r["runs"].values()) for r in rows if r.get("runs"))
+    runs = Counter(next(iter(r["runs"].values())) for r in rows if r.get("runs"))  # the variant's, listed first
     stops = Counter(r["stopped"].split(" at ")[0].split(" (")[0] for r in rows if r.get("stopped"))
     return ("runs per cell: " + ", ".join(f"{n} in {count}" for n, count in sorted(runs.items()))
             + "; stopped: " + ", ".join(f"{why} {count}" for why, count in stops.most_common()))
