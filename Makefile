@@ -21,9 +21,13 @@ claims: $(STAMP)
 	$(PY) -m pytest claims/ -n 2 --findings fixtures/findings/organisms-standard.yaml $(PYTEST_ARGS); \
 	status=$$?; $(PY) -m harness report; exit $$status
 
-# The harness's own tests, and the smoke-budget claims suite in regression mode (a flipped finding fails).
+# The harness's own tests, then the smoke-budget claims regression (a flipped finding fails) on a
+# high-alignment arithmetic pair and a strategy pair, under the default recipe and Shao et al.'s.
+SMOKE_PAIRS := arith-high or strategy-mid
 test: $(STAMP)
-	$(PY) -m pytest tests/ claims/ -n 2 --budget smoke --findings fixtures/findings/organisms-smoke.yaml $(PYTEST_ARGS)
+	$(PY) -m pytest tests/ -n 2 $(PYTEST_ARGS)
+	$(PY) -m pytest claims/ -n 2 --budget smoke --recipe organism --recipe organism-shao -k "$(SMOKE_PAIRS)" \
+		--findings fixtures/findings/organisms-smoke.yaml $(PYTEST_ARGS)
 
 report: $(STAMP)
 	$(PY) -m harness report
