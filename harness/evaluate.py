@@ -35,7 +35,13 @@ def eval_problems(spec: EvalSpec) -> list[Problem]:
 
 
 def check(spec: EvalSpec) -> None:
-    """Planning-time check: the task holds the problems asked for (hub datasets are checked by the job)."""
+    """Planning-time check: the task holds the problems asked for (hub datasets are checked by the job), and the
+    batched backend samples organisms only."""
+    from harness.models import base_organism
+
+    if spec.backend == "batched" and not base_organism(spec.model):
+        raise SpecError(f"backend: batched samples organisms (and their RL runs), not {spec.model.short}; use "
+                        "transformers or vllm")
     task = get_task(spec.task)
     if isinstance(task, HubTask):
         return
@@ -58,7 +64,7 @@ def sample(spec: EvalSpec, out: Path, inputs: Inputs) -> dict:
     if spec.backend == "vllm":
         from harness.models.vllm_backend import generate
     else:
-        generate = _generate_transformers
+        generate = _generate_batched if spec.backend == "batched" else _generate_transformers
     task = get_task(spec.task)
     problems = eval_problems(spec)
     samples, greedy = generate(spec, task, problems, inputs.model(spec.model))
@@ -112,6 +118,54 @@ def _generate_transformers(spec: EvalSpec, task: Task, problems: list[Problem],
             samples.extend(texts[i * spec.n:(i + 1) * spec.n] for i in range(len(chunk)))
             out = model.generate(**enc, do_sample=False, **common)
             greedy.extend(tokenizer.batch_decode(out[:, width:], skip_special_tokens=True))
+            progress.update(len(samples))
+    return samples, greedy
+
+
+GREEDY_NOISE = 0.5  # a constant uniform draw: the Gumbel noise is the same for every token, so the argmax is greedy
+
+
+def _generate_batched(spec: EvalSpec, task: Task, problems: list[Problem],
+                      entry: Path | None) -> tuple[list[list[str]], list[str]]:
+    """Samples of an organism through the stacked forward of the batched engine (harness.models.stacked): the
+    same categorical draws as ``generate`` (Gumbel-max on noise from the spec's seed), without its per-step
+    overhead. Prompts are left-padded to the widest; a completion ends at the end token."""
+    import torch
+
+    from harness.determinism import seed_everything
+    from harness.models import organism, stacked
+
+    assert entry is not None, "an organism's evaluation reads its cache entry"
+    seed_everything(spec.seed)
+    tokenizer = organism.load_tokenizer(entry)
+    arch, params = stacked.load_stacked(entry, 1)
+    encoded = [tokenizer.encode(str(task.prompt(p)), add_special_tokens=False) for p in problems]
+    width = max(map(len, encoded))
+    ids = torch.tensor([[arch.pad_id] * (width - len(e)) + e for e in encoded])
+    valid = torch.tensor([[False] * (width - len(e)) + [True] * len(e) for e in encoded])
+    rotary = stacked.Rotary(arch, width + spec.max_new_tokens, torch.device("cpu"))
+    generator = torch.Generator().manual_seed(spec.seed)
+    per_chunk = max(1, spec.batch_size // spec.n)
+    decode = tokenizer.backend_tokenizer.decode_batch
+    samples: list[list[str]] = []
+    greedy: list[str] = []
+
+    def texts(out: stacked.Samples) -> list[str]:
+        rows = [row[:k] for row, k in zip(out.ids[0].tolist(), out.lengths[0].tolist(), strict=True)]
+        return decode(rows, skip_special_tokens=True)
+
+    with Progress(total=len(problems), desc=f"evaluate {spec.short}") as progress, torch.inference_mode():
+        for start in range(0, len(problems), per_chunk):
+            chunk_ids, chunk_valid = ids[None, start:start + per_chunk], valid[None, start:start + per_chunk]
+            count = chunk_ids.shape[1]
+            noise = torch.rand(1, count * spec.n, spec.max_new_tokens, arch.vocab, generator=generator)
+            drawn = texts(stacked.sample(arch, params, chunk_ids, chunk_valid, noise, eos_id=tokenizer.eos_token_id,
+                                         temperature=spec.temperature, top_p=spec.top_p, rotary=rotary))
+            samples.extend(drawn[i * spec.n:(i + 1) * spec.n] for i in range(count))
+            constant = torch.full((1, count, spec.max_new_tokens, arch.vocab), GREEDY_NOISE)
+            greedy.extend(texts(stacked.sample(arch, params, chunk_ids, chunk_valid, constant,
+                                               eos_id=tokenizer.eos_token_id, temperature=1.0, top_p=1.0,
+                                               rotary=rotary)))
             progress.update(len(samples))
     return samples, greedy
 

@@ -208,7 +208,7 @@ class EvalSpec(Spec):
     top_p: float = 1.0
     max_new_tokens: int = 24
     seed: int = 0
-    backend: str = "transformers"  # keyed: vLLM and transformers draw different samples
+    backend: str = "transformers"  # transformers | vllm | batched (organisms); keyed: each draws its own samples
     batch_size: int = 4096  # completions per generate call (keyed: sampling noise depends on it)
 
     def __post_init__(self) -> None:
@@ -220,8 +220,8 @@ class EvalSpec(Spec):
                f"temperature 0 (greedy) gives one completion per problem: set n = 1, got n = {self.n}")
         _check(0 < self.top_p <= 1, f"top_p must be in (0, 1], got {self.top_p}")
         _check(self.max_new_tokens > 0, f"max_new_tokens must be > 0, got {self.max_new_tokens}")
-        _check(self.backend in ("transformers", "vllm"),
-               f"backend must be 'transformers' or 'vllm', got {self.backend!r}")
+        _check(self.backend in ("transformers", "vllm", "batched"),
+               f"backend must be 'transformers', 'vllm' or 'batched', got {self.backend!r}")
 
 
 # ---------------------------------------------------------------- RL

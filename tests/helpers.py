@@ -61,9 +61,10 @@ def tree_digest(directory: Path, exclude: tuple[str, ...] = ()) -> dict[str, str
             if p.is_file() and p.name not in exclude}
 
 
-# A tiny GRPO recipe for fixtures files written by tests.
+# A tiny GRPO recipe for fixtures files written by tests (on the batched engine, as organism recipes are).
 RECIPE = """\
 name: tiny
+engine: batched
 learning_rate: 3.0e-4
 prompts_per_step: 4
 num_generations: 4

@@ -13,6 +13,7 @@ import signal
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from helpers import finish, python
@@ -238,7 +239,7 @@ def test_policy_scores_equal_policy_scorer(organism_cache):
     chunk = run.next_chunk(8)
     prompt_ids, prompt_valid = group.pool_ids[0][chunk][None], group.pool_valid[0][chunk][None]
     noise = torch.rand(1, 8, RECIPE.max_completion_length, group.arch.vocab, generator=torch.Generator().manual_seed(5))
-    samples = batched.sample(group.arch, {k: v.detach() for k, v in group.params.items()}, prompt_ids, prompt_valid,
+    samples = stacked.sample(group.arch, {k: v.detach() for k, v in group.params.items()}, prompt_ids, prompt_valid,
                              noise, eos_id=group.eos_id, temperature=1.0, top_p=1.0, rotary=group.rotary,
                              distributions=True)
     completions = [row[:k] for row, k in zip(samples.ids[0].tolist(), samples.lengths[0].tolist(), strict=True)]
@@ -268,7 +269,7 @@ def test_top_p_filter_equals_transformers():
     scores = torch.randn(64, 28, generator=torch.Generator().manual_seed(6))
     for top_p in (0.3, 0.9, 0.999):
         expected = TopPLogitsWarper(top_p=top_p)(None, scores.clone())
-        assert torch.equal(batched._top_p(scores, top_p), expected)
+        assert torch.equal(stacked._top_p(scores, top_p), expected)
 
 
 # ---------------------------------------------------------------- batch independence and determinism
@@ -427,3 +428,38 @@ def test_engine_on_cuda_is_batch_independent(organism_cache, tmp_path):
     batched.train_group(specs[:1], organism_cache.path(TINY.key), [alone], [tmp_path / "alone-work"],
                         problems=[select_problems(specs[0], inputs_for(specs[0], organism_cache))], device="cuda")
     same_result(alone, outs[0])
+
+
+def test_the_one_shot_ranking_run_draws_every_candidate_at_least_twice(organism_cache):
+    """Wang et al.'s historical variance: the ranking run's accuracy history has at least two draws of every
+    candidate, and the one-shot run trains on the candidate whose accuracy varied most."""
+    from harness.rl.runner import historical_variance, ranking_run
+
+    one_shot = dataclasses.replace(BASE, steps=8, data=DataSpec(selection="one_shot", method="historical_variance"))
+    ranking = ranking_run(one_shot)
+    assert ranking.data.pool_size == 16 and ranking.seed == 0  # 8 steps x 4 prompts, each candidate drawn twice
+    entry = materialize(ranking, organism_cache)
+    history = json.loads((entry / TRAIN_ACCURACY).read_text())
+    assert len(history) == 16 and min(map(len, history.values())) >= 2
+    inputs = inputs_for(one_shot, organism_cache)
+    ranked = historical_variance(one_shot, inputs)
+    variances = [float(np.var(history[uid])) for uid in ranked]
+    assert variances == sorted(variances, reverse=True)
+    assert {p.uid for p in select_problems(one_shot, inputs)} == {ranked[0]}
+
+
+def test_the_incorrect_reward_trains_on_wrong_majority_labels(organism_cache):
+    """Shao et al.'s incorrect reward: the training problems are those whose base-model majority answer (from a
+    cached evaluation of the train split) is wrong, each labelled with that answer."""
+    from harness.jobs import evaluate
+    from harness.rl.runner import labelling
+    from harness.stats import majority
+
+    spec = dataclasses.replace(BASE, reward=RewardSpec(name="incorrect"), data=DataSpec(pool_size=64))
+    labels = evaluate(labelling(spec), organism_cache)
+    assert labels.spec.split == "train" and labels.n == 64 and len(labels.problems) == 64
+    problems = select_problems(spec, inputs_for(spec, organism_cache))
+    majorities = {p.uid: majority(a) for p, a in zip(labels.problems, labels.answers, strict=True)}
+    assert problems and all(p.label == majorities[p.uid] != p.answer for p in problems)
+    assert len(problems) == sum(m is not None and m != p.answer for p, m in zip(labels.problems, majorities.values(),
+                                                                                  strict=True))

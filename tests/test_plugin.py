@@ -313,6 +313,25 @@ def test_findings_usage_errors(run: Callable[..., pytest.RunResult], pytester: p
     assert "Traceback" not in result.stderr.str()
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (["--seeds", "0"], "*argument --seeds: expected 'auto' or a whole number >= 1, got '0'"),
+    (["--seeds", "-1"], "*argument --seeds: expected 'auto' or a whole number >= 1, got '-1'"),
+    (["--seeds", "few"], "*argument --seeds: expected 'auto' or a whole number >= 1, got 'few'"),
+    (["--max-seeds", "0"], "*argument --max-seeds: expected a whole number >= 1, got '0'"),
+    (["--max-seeds", "1"], "ERROR: --max-seeds 1 is below the 2 runs of the first look at budget 'standard'; "
+                           "allowed: 2 or more"),
+    (["--seeds", "3", "--max-seeds", "4"], "ERROR: --max-seeds works with --seeds auto*"),
+    (["--recipe", "organsm"], "ERROR: --recipe organsm: unknown recipe 'organsm'; did you mean 'organism'?*"),
+], ids=["seeds-0", "seeds-negative", "seeds-word", "max-seeds-0", "cap-below-first-look", "cap-with-fixed-seeds",
+        "unknown-recipe"])
+def test_seed_and_recipe_options_are_checked_before_anything_runs(run: Callable[..., pytest.RunResult],
+                                                                  args: list[str], message: str) -> None:
+    result = run(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+    assert "Traceback" not in result.stderr.str() and "jobs:" not in result.stdout.str()
+
+
 def test_findings_file_adopts_budget_and_seeds(run: Callable[..., pytest.RunResult],
                                                pytester: pytest.Pytester) -> None:
     data = {"budget": "standard", "seeds": 2, "pairs": "pairs.yaml", "findings": NODEIDS}

@@ -46,7 +46,7 @@ import torch
 from torch import Tensor
 
 from harness.models import stacked
-from harness.models.stacked import Architecture, Rotary
+from harness.models.stacked import Architecture, Rotary, Samples, sample
 from harness.registry import get_reward
 from harness.rl import checkpoints
 from harness.rl.advantages import polarity_advantages
@@ -197,91 +197,6 @@ def _run(spec: RLSpec, out: Path, work: Path, problems: list[Problem], device: t
 
 
 # ---------------------------------------------------------------- sampling
-
-
-@dataclass
-class Samples:
-    """Completions of R runs x N prompts: ids (R, N, C) padded after the end, mask (R, N, C), lengths (R, N),
-    rollout-time log-probabilities (R, N, C) at the sampling temperature, and, when asked for, the full
-    log-softmax at temperature 1 at each step (R, N, C, V), as PolicyScorer computes it for the policy rewards."""
-
-    ids: Tensor
-    mask: Tensor
-    lengths: Tensor
-    logps: Tensor
-    distributions: Tensor | None
-
-
-def _top_p(scores: Tensor, top_p: float) -> Tensor:
-    """transformers' TopPLogitsWarper: drop the least likely tokens outside the top-p mass (keep at least one)."""
-    ordered, order = torch.sort(scores, descending=False)
-    drop = ordered.softmax(dim=-1).cumsum(dim=-1) <= (1 - top_p)
-    drop[..., -1:] = False
-    return scores.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
-
-
-@torch.no_grad()
-def sample(arch: Architecture, params: dict[str, Tensor], prompt_ids: Tensor, prompt_valid: Tensor, noise: Tensor,
-           *, eos_id: int, temperature: float, top_p: float, rotary: Rotary,
-           distributions: bool = False) -> Samples:
-    """Sample ``N / G`` completions of each of G prompts (R, G, P) (left-padded; ``prompt_valid`` marks real
-    tokens) with a KV cache; the prompts' keys and values are computed once and shared by their completions.
-
-    ``noise`` (R, N, C, V) is uniform in [0, 1): the token at step t is the argmax of the tempered, top-p
-    filtered logits plus Gumbel(-log(-log u)), an exact draw from the sampling distribution. Runs whose
-    sequences have all ended leave the batch (once they are half of it); the others go on with the same shapes.
-    """
-    r, prompts, p = prompt_ids.shape
-    n, length = noise.shape[1], noise.shape[2]
-    repeat = n // prompts
-    device = prompt_ids.device
-    cache: list[tuple[Tensor, Tensor]] = []
-    hidden = stacked.forward(arch, params, prompt_ids, (prompt_valid.cumsum(-1) - 1).clamp(min=0), prompt_valid,
-                             rotary, keep=slice(p - 1, p), cache=cache)
-    keys, values = [], []  # slots are read only once written (the prompt's here, each new token's before use)
-    for k, v in cache:
-        buffer_k, buffer_v = (k.new_empty(r * n, arch.heads, p + length, arch.head_dim) for _ in range(2))
-        buffer_k[:, :, :p], buffer_v[:, :, :p] = k.repeat_interleave(repeat, 0), v.repeat_interleave(repeat, 0)
-        keys.append(buffer_k)
-        values.append(buffer_v)
-    prompt_valid = prompt_valid.repeat_interleave(repeat, 1)
-    prompt_lengths = prompt_valid.sum(-1)
-    bias = torch.zeros(r * n, 1, 1, p + length, device=device)
-    bias[..., :p].masked_fill_(~prompt_valid.reshape(r * n, 1, 1, p), float("-inf"))
-    step_logits = stacked.logits(params, hidden[:, :, 0]).repeat_interleave(repeat, 1)
-    ids = torch.full((r, n, length), arch.pad_id, dtype=torch.int64, device=device)
-    mask, logps = torch.zeros(r, n, length, device=device), torch.zeros(r, n, length, device=device)
-    dists = torch.zeros(r, n, length, arch.vocab, device=device) if distributions else None
-    active = torch.arange(r, device=device)  # the runs still decoding
-    live = params
-    done = torch.zeros(r, n, dtype=torch.bool, device=device)
-    for t in range(length):
-        scaled = step_logits / temperature if temperature != 1 else step_logits
-        logp = torch.log_softmax(scaled, dim=-1)
-        raw = logp if temperature == 1 else torch.log_softmax(step_logits, dim=-1)
-        filtered = _top_p(scaled, top_p) if top_p < 1 else scaled
-        u = noise[active, :, t].clamp(min=torch.finfo(noise.dtype).tiny)
-        token = torch.where(done, arch.pad_id, (filtered - torch.log(-torch.log(u))).argmax(dim=-1))
-        going = (~done).float()
-        ids[active, :, t] = token
-        mask[active, :, t] = going
-        logps[active, :, t] = logp.gather(-1, token[..., None])[..., 0] * going
-        if dists is not None:
-            dists[active, :, t] = raw
-        done |= token == eos_id
-        finished = done.all(dim=1)
-        if t == length - 1 or bool(finished.all()):
-            break
-        if 2 * int(finished.sum()) >= len(active):  # drop ended runs once they are half the batch (copies cost)
-            keep = (~finished).nonzero()[:, 0]
-            active, done, token = active[keep], done[keep], token[keep]
-            live = {k: v.index_select(0, active) for k, v in params.items()}
-            rows = (keep[:, None] * n + torch.arange(n, device=device)).reshape(-1)
-            keys, values = [k.index_select(0, rows) for k in keys], [v.index_select(0, rows) for v in values]
-            bias = bias.index_select(0, rows)
-        step_logits = stacked.decode_step(arch, live, token, prompt_lengths[active] + t, rotary, keys, values, p + t,
-                                          bias)
-    return Samples(ids=ids, mask=mask, lengths=mask.sum(-1).long(), logps=logps, distributions=dists)
 
 
 def minibatch_loss(arch: Architecture, params: dict[str, Tensor], rotary: Rotary, recipe: RecipeSpec,

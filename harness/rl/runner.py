@@ -69,14 +69,18 @@ def ranking_run(spec: RLSpec) -> RLSpec:
 
 def labelling(spec: RLSpec) -> EvalSpec:
     """The evaluation of the base model on the training pool whose majority answers label it (the rewards
-    registered with ``labels``): ``LABEL_VOTES`` samples a problem, at the recipe's sampling settings."""
+    registered with ``labels``): ``LABEL_VOTES`` samples a problem, at the recipe's sampling settings; an
+    organism's through the batched backend."""
+    from harness.models import base_organism
+
     task = get_task(spec.task)
     r = spec.recipe
     # a hub dataset's size is known only once it is loaded: its job checks the count
     available = spec.data.pool_size if isinstance(task, HubTask) else task.available("train")
     return EvalSpec(model=spec.model, task=spec.task, split="train",
                     num_problems=min(spec.data.pool_size, available), n=LABEL_VOTES,
-                    temperature=r.temperature, top_p=r.top_p, max_new_tokens=r.max_completion_length)
+                    temperature=r.temperature, top_p=r.top_p, max_new_tokens=r.max_completion_length,
+                    backend="batched" if base_organism(spec.model) else "transformers")
 
 
 def _labels(spec: RLSpec) -> str | None:
