@@ -98,6 +98,8 @@ def setup_lines(run: dict[str, Any]) -> list[str]:
                                                           ("seeds", "seeds")) if run.get(key) not in (None, "")]
     if isinstance(run.get("pairs"), list):
         facts.append("pairs " + ", ".join(md(p) for p in run["pairs"]))
+    if isinstance(run.get("recipes"), list) and run["recipes"]:
+        facts.append("recipes " + ", ".join(md(r) for r in run["recipes"]))
     lines = ["; ".join(facts) + "."] if facts else []
     if isinstance(run.get("command"), str):
         lines.append("Command:\n\n" + code_block(run["command"]))
@@ -111,9 +113,9 @@ def report_markdown(run: dict[str, Any], m: Matrix) -> str:
     parts = [
         "# Claims x pairs", *setup_lines(run),
         "Columns are pairs sorted by alignment (the base model's pass@1 and pass@K). A cell gives the verdict, "
-        "the estimate and its 95% interval (a percentage is a share of the reference's gain, a signed number a "
-        "pass@k difference) and the verdict after the family-wise adjustment where it differs. A claim that fails "
-        "on a low-alignment pair is a finding, not a bug.",
+        "the estimate and its interval (95%, or the deciding look's level; a percentage is a share of the "
+        "reference's gain, a signed number a pass@k difference) and the verdict after the family-wise "
+        "adjustment where it differs. A claim that fails on a low-alignment pair is a finding, not a bug.",
         "## Matrix", matrix_markdown(m),
         "## Findings by family", findings_markdown(m),
         *(["## Mechanism readouts", readouts] if readouts else []),

@@ -212,9 +212,9 @@ EFFECT_CAPTION = (
     "Each claim's effect against the pair's alignment (base pass@K), one panel per claim family and measure: "
     "a <i>gain</i> is the change in pass@k, a <i>difference</i> the variant's gain minus the reference's, a "
     "<i>share</i> the fraction of the reference's gain recovered (dashed line: all of it). Panels of one measure "
-    "share their y axis. Bars are 95% intervals; a triangle at the edge of a panel is a point beyond the axis, with "
-    "its value. Series are spread slightly sideways at each pair so that their bars stay apart. Colour = variant, "
-    "as in every figure of this report.")
+    "share their y axis. Bars are the verdicts' intervals (95%, or the deciding look's level); a triangle at the "
+    "edge of a panel is a point beyond the axis, with its value. Series are spread slightly sideways at each "
+    "pair so that their bars stay apart. Colour = variant, as in every figure of this report.")
 PASSK_CAPTION = ("pass@k of the base model (black, thick) and of each RL variant, one panel per pair in the "
                  "matrix's order (alignment rising).")
 
@@ -225,6 +225,8 @@ def setup_html(run: dict[str, Any]) -> str:
              if run.get(key) not in (None, "")]
     if isinstance(run.get("pairs"), list):
         facts.append("pairs " + ", ".join(f"<code>{e(p)}</code>" for p in run["pairs"]))
+    if isinstance(run.get("recipes"), list) and run["recipes"]:
+        facts.append("recipes " + ", ".join(f"<code>{e(r)}</code>" for r in run["recipes"]))
     parts = [f"<p class='setup'>{'; '.join(facts)}.</p>"] if facts else []
     if isinstance(run.get("command"), str):
         parts.append(f"<pre>{e(run['command'])}</pre>")
@@ -244,9 +246,9 @@ def report_html(run: dict[str, Any], m: Matrix, colours: dict[str, str], effect_
 <h1>Claims x pairs</h1>{setup_html(run)}
 <h2>Matrix</h2>
 <p>Rows are claims, grouped by family with their source; columns are pairs sorted by alignment (the base model's
-pass@1 and pass@K, rising to the right). A cell gives the verdict, the estimate and its 95% interval (a percentage
-is a share of the reference's gain, a signed number a pass@k difference). A claim that fails on a low-alignment
-pair is a finding, not a bug.</p>
+pass@1 and pass@K, rising to the right). A cell gives the verdict, the estimate and its interval (95%, or the
+deciding look's level; a percentage is a share of the reference's gain, a signed number a pass@k difference).
+A claim that fails on a low-alignment pair is a finding, not a bug.</p>
 {legend_html()}{matrix_html(m, anchors)}
 <h2>Effect against alignment</h2>
 {figure_html(effect_png, "Effect against alignment", EFFECT_CAPTION)}
