@@ -184,8 +184,9 @@ def eval_load(cache: Cache) -> dict[str, float]:
 
 def recorded_run(cache_root: Path) -> dict:
     """The latest run the claims plugin recorded in a cache (verdicts, jobs, peak RSS per worker)."""
-    runs = cache_root / "runs"
-    return json.loads((runs / (runs / "latest.json").read_text()).read_text())
+    from harness.report import latest_path, load_run
+
+    return load_run(latest_path(cache_root))
 
 
 def warn_if_suite_cold(budget: str) -> None:

@@ -158,14 +158,18 @@ def _generate_batched(spec: EvalSpec, task: Task, problems: list[Problem],
         for start in range(0, len(problems), per_chunk):
             chunk_ids, chunk_valid = ids[None, start:start + per_chunk], valid[None, start:start + per_chunk]
             count = chunk_ids.shape[1]
-            noise = torch.rand(1, count * spec.n, spec.max_new_tokens, arch.vocab, generator=generator)
-            drawn = texts(stacked.sample(arch, params, chunk_ids, chunk_valid, noise, eos_id=tokenizer.eos_token_id,
-                                         temperature=spec.temperature, top_p=spec.top_p, rotary=rotary))
-            samples.extend(drawn[i * spec.n:(i + 1) * spec.n] for i in range(count))
             constant = torch.full((1, count, spec.max_new_tokens, arch.vocab), GREEDY_NOISE)
-            greedy.extend(texts(stacked.sample(arch, params, chunk_ids, chunk_valid, constant,
-                                               eos_id=tokenizer.eos_token_id, temperature=1.0, top_p=1.0,
-                                               rotary=rotary)))
+            best = texts(stacked.sample(arch, params, chunk_ids, chunk_valid, constant, eos_id=tokenizer.eos_token_id,
+                                        temperature=1.0, top_p=1.0, rotary=rotary))
+            greedy.extend(best)
+            if spec.temperature == 0:  # greedy sampling (n = 1): the greedy completion itself
+                samples.extend([text] for text in best)
+            else:
+                noise = torch.rand(1, count * spec.n, spec.max_new_tokens, arch.vocab, generator=generator)
+                drawn = texts(stacked.sample(arch, params, chunk_ids, chunk_valid, noise,
+                                             eos_id=tokenizer.eos_token_id, temperature=spec.temperature,
+                                             top_p=spec.top_p, rotary=rotary))
+                samples.extend(drawn[i * spec.n:(i + 1) * spec.n] for i in range(count))
             progress.update(len(samples))
     return samples, greedy
 

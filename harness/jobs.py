@@ -151,11 +151,19 @@ def compute(spec: Spec, inputs: Inputs) -> Path:
 
 
 def compute_group(specs: list[Spec], inputs: Inputs) -> list[Path]:
-    """Entries of jobs of one group (same ``group_key``); those missing are computed together by ``run_group``.
+    """Entries of jobs of one group (same ``group_key``), in the order given; those missing are computed
+    together by ``run_group``.
 
     Each member is published as its own entry under its own lock: the locks are taken one inside the
-    other, and the group runs in the innermost over the members no other process has published.
+    other, in the order of the keys (the same in every process, so two sessions sharing a cache cannot
+    wait on each other), and the group runs in the innermost over the members no other process has published.
     """
+    ordered = sorted(specs, key=lambda spec: spec.key)
+    entries = dict(zip((spec.key for spec in ordered), _compute_group(ordered, inputs), strict=True))
+    return [entries[spec.key] for spec in specs]
+
+
+def _compute_group(specs: list[Spec], inputs: Inputs) -> list[Path]:
     job = JOBS[specs[0].kind]
     assert job.run_group is not None and len({group_key(s) for s in specs}) == 1, "not one group"
     outs: dict[int, Path] = {}

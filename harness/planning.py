@@ -31,7 +31,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from harness.cache import JobError
 from harness.results import Harness, JobFailed, Recording
+from harness.specs import SpecError
 
 if TYPE_CHECKING:
     from harness.plan import Graph
@@ -246,6 +248,6 @@ class Planner:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
         report = yield
-        if call.excinfo is not None and call.excinfo.errisinstance(JobFailed):
-            report.longrepr = str(call.excinfo.value)
+        if call.excinfo is not None and call.excinfo.errisinstance((JobFailed, SpecError, JobError)):
+            report.longrepr = str(call.excinfo.value)  # one line: what failed and what to do
         return report

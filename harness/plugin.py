@@ -76,7 +76,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="with --update-findings: remove the file's entries that match no collected test")
     group.addoption("--executor", choices=("local", "ray"), default="local",
                     help="where jobs run: worker processes on this machine (default) or Ray tasks")
-    group.addoption("--workers", type=int, default=None, metavar="N",
+    group.addoption("--workers", type=_positive_option, default=None, metavar="N",
                     help="job worker processes, one torch thread each (default: the number of cores); with "
                          "--executor ray and no cluster address, the CPUs of the local Ray instance")
     group.addoption("--ray-address", default=None, help="Ray cluster address (default: $RAY_ADDRESS or local)")
@@ -392,12 +392,13 @@ class Claim:
         self._judge(lambda: verdicts.preserves(variant, reference, k=k, eps=eps))
 
     def same_effect(self, dirty: tuple[Any, Any], clean: tuple[Any, Any], *, fraction: float, margin: float,
-                    k: int = 1) -> None:
+                    k: int = 1, mechanism: str | None = None) -> None:
         """A clean control shows the contaminated pair's effect, of the same size: (variant, reference) each."""
         __tracebackhide__ = True
         from harness import verdicts
 
-        self._judge(lambda: verdicts.same_effect(dirty, clean, fraction=fraction, margin=margin, k=k))
+        self._judge(lambda: verdicts.same_effect(dirty, clean, fraction=fraction, margin=margin, k=k,
+                                                 mechanism=mechanism))
 
 
 def claim_fields(marker: pytest.Mark | None, function: Callable[..., Any]) -> dict[str, Any]:

@@ -158,8 +158,9 @@ class Harness:
         """Runs per variant at each look: ``--seeds N`` gives one look; auto the budget's looks up to ``max_seeds``."""
         if self.seeds is not None:
             return (self.seeds,)
-        auto = AUTO_LOOKS[self.budget]
-        return tuple(sorted({n for n in auto if n < self.max_seeds} | {min(self.max_seeds, auto[-1])}))
+        if self.budget == "smoke" or self.max_seeds == 1:
+            return AUTO_LOOKS[self.budget][:1]
+        return tuple(sorted({n for n in AUTO_LOOKS[self.budget] if n < self.max_seeds} | {self.max_seeds}))
 
     def _entry(self, spec: Spec, pair: Pair) -> Path | None:
         """The job's cache entry; None (recorded, the test pending) when a planning pass finds it missing."""

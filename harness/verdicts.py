@@ -24,6 +24,7 @@ import numpy as np
 
 from harness import stats
 from harness.results import RLOutcome
+from harness.specs import SpecError
 
 OUTCOMES = ("holds", "fails", "inconclusive", "not_exercised")
 ALPHA = 0.05
@@ -189,8 +190,13 @@ def _interval(verdict: stats.Verdict, level: float, scale: float = 1.0, unit: st
     return f"{conf} CI {scale * verdict.low:{unit}} to {scale * verdict.high:{unit}}"
 
 
+def _name(outcome: RLOutcome, outcomes: Sequence[RLOutcome]) -> str:
+    """The outcome's label, with its pair where the outcomes span several pairs."""
+    return outcome.label if len({o.pair.id for o in outcomes}) == 1 else f"{outcome.label} on {outcome.pair.id}"
+
+
 def _runs(*outcomes: RLOutcome) -> dict[str, int]:
-    return {o.label: len(o.specs) for o in outcomes}
+    return {_name(o, outcomes): len(o.specs) for o in outcomes}
 
 
 def _runs_text(runs: dict[str, int]) -> str:
@@ -198,7 +204,11 @@ def _runs_text(runs: dict[str, int]) -> str:
 
 
 def _finding(verdict: stats.Verdict, text: str, stopped: str, outcomes: list[RLOutcome], *, measure: str,
-             reference: RLOutcome | None = None, evaluations: tuple[dict[str, Any], ...] = ()) -> Finding:
+             level: float, reference: RLOutcome | None = None,
+             evaluations: tuple[dict[str, Any], ...] = ()) -> Finding:
+    """The finding of a judged verdict. Its p-value is scaled by ``ALPHA / level`` (the deciding look's alpha):
+    after looks whose alphas sum to ALPHA it is then a valid p-value by the union bound, as a family-wise
+    adjustment needs (a nominal p-value of the stopping look is not)."""
     variant = outcomes[0]
     runs = _runs(*outcomes)
     message = f"{text}; {_runs_text(runs)} ({stopped}); {_where(variant)}"
@@ -206,8 +216,10 @@ def _finding(verdict: stats.Verdict, text: str, stopped: str, outcomes: list[RLO
         message += f"; inconclusive because the {verdict.reason}"
     return Finding(verdict.outcome, message, verdict.estimate, verdict.low, verdict.high, verdict.threshold,
                    alignment_of(variant), effect=verdict.estimate, measure=measure,
-                   evaluations=evaluations or evaluations_of(*outcomes), p_value=verdict.p_value, runs=runs,
-                   stopped=stopped, reference=_reference(reference), readouts={o.label: readouts(o) for o in outcomes})
+                   evaluations=evaluations or evaluations_of(*outcomes),
+                   p_value=min(1.0, verdict.p_value * ALPHA / level), runs=runs,
+                   stopped=stopped, reference=_reference(reference),
+                   readouts={_name(o, outcomes): readouts(o) for o in outcomes})
 
 
 def _reference(outcome: RLOutcome | None) -> str:
@@ -215,9 +227,10 @@ def _reference(outcome: RLOutcome | None) -> str:
 
 
 def _unexercised(outcome: RLOutcome, reason: str, others: Sequence[RLOutcome] = ()) -> Finding:
+    both = (outcome, *others)
     return Finding("not_exercised", f"{reason}; {_where(outcome)}", NAN, NAN, NAN, NAN, alignment_of(outcome),
-                   runs=_runs(outcome, *others), readouts={o.label: readouts(o) for o in (outcome, *others)},
-                   evaluations=evaluations_of(outcome, *others))
+                   runs=_runs(*both), readouts={_name(o, both): readouts(o) for o in both},
+                   evaluations=evaluations_of(*both))
 
 
 def _pct(x: float) -> str:
@@ -227,7 +240,19 @@ def _pct(x: float) -> str:
 # ---------------------------------------------------------------- claims
 
 
+def _check(outcome: RLOutcome, k: int, *, fraction: float | None = None, eps: float | None = None) -> None:
+    """A claim's own settings: one line (SpecError) for a k the evaluation cannot give or an empty region."""
+    if not 1 <= k <= outcome.before.n:
+        raise SpecError(f"claim: k = {k}; pass@k needs 1 <= k <= the evaluation's n = {outcome.before.n} "
+                        f"(pair {outcome.pair.id})")
+    if fraction is not None and not fraction > 0:
+        raise SpecError(f"claim: fraction = {fraction}; a share of the reference's gain must be > 0")
+    if eps is not None and not eps > 0:
+        raise SpecError(f"claim: eps = {eps}; a margin must be > 0")
+
+
 def _gain_claim(outcome: RLOutcome, k: int, threshold: float, *, rises: bool, mechanism: str | None) -> Finding:
+    _check(outcome, k)
     if (reason := _not_exercised(outcome, mechanism)) is not None:
         return _unexercised(outcome, reason)
     test = stats.gain_above if rises else stats.gain_below
@@ -236,7 +261,7 @@ def _gain_claim(outcome: RLOutcome, k: int, threshold: float, *, rises: bool, me
                                                            threshold=threshold, alpha=level))
     text = (f"{looks.outcomes[0].label} changed pass@{k} by {verdict.estimate:+.3f} "
             f"({_interval(verdict, looks.level)}); the claim needs {'>' if rises else '<'} {threshold:+.3f}")
-    return _finding(verdict, text, stopped, looks.outcomes, measure="gain")
+    return _finding(verdict, text, stopped, looks.outcomes, measure="gain", level=looks.level)
 
 
 def improves(outcome: RLOutcome, *, k: int = 1, threshold: float = 0.0, mechanism: str | None = None) -> Finding:
@@ -256,6 +281,7 @@ def recovers(variant: RLOutcome, reference: RLOutcome, *, fraction: float, k: in
     ``mechanism="clipping"``: the effect is attributed to PPO clipping (random rewards, Shao et al.),
     so a run in which clipping did not act is not exercised.
     """
+    _check(variant, k, fraction=fraction)
     if (reason := _not_exercised(variant, mechanism)) is not None:
         return _unexercised(variant, reason, [reference])
     looks = _Looks([variant, reference], (0,))
@@ -266,18 +292,19 @@ def recovers(variant: RLOutcome, reference: RLOutcome, *, fraction: float, k: in
         f" ({100 * (1 - looks.level):.3g}% CI {_pct(verdict.low)} to {_pct(verdict.high)})")
     text = (f"{v.label} recovered {_pct(verdict.estimate)}{ratio} of the {r.label} gain in pass@{k} "
             f"({v.gain(k):+.3f} vs {r.gain(k):+.3f}); the claim needs >= {_pct(fraction)}")
-    return _finding(verdict, text, stopped, looks.outcomes, measure="fraction", reference=r)
+    return _finding(verdict, text, stopped, looks.outcomes, measure="fraction", level=looks.level, reference=r)
 
 
 def matches(variant: RLOutcome, reference: RLOutcome, *, eps: float, k: int = 1) -> Finding:
     """Claim: the variant's pass@k gain is within ``eps`` of the reference's (TOST)."""
+    _check(variant, k, eps=eps)
     looks = _Looks([variant, reference], (0,))
     verdict, stopped = _judge(looks, lambda o, level: stats.within(
         o[0].base_scores(k), _group(o[0], k), _group(o[1], k), eps=eps, alpha=level))
     v, r = looks.outcomes
     text = (f"{v.label} gain in pass@{k} differs from {r.label}'s by {verdict.estimate:+.3f} "
             f"({_interval(verdict, looks.level)}); the claim needs within ±{eps:.3f}")
-    return _finding(verdict, text, stopped, looks.outcomes, measure="difference", reference=r)
+    return _finding(verdict, text, stopped, looks.outcomes, measure="difference", level=looks.level, reference=r)
 
 
 def preserves(variant: RLOutcome, reference: RLOutcome, *, k: int, eps: float) -> Finding:
@@ -286,6 +313,7 @@ def preserves(variant: RLOutcome, reference: RLOutcome, *, k: int, eps: float) -
     Both must hold (an intersection-union test): the variant's pass@k change is above ``-eps``, and it
     is above the reference's change minus ``eps``.
     """
+    _check(variant, k, eps=eps)
     if (reason := _not_exercised(variant, None)) is not None:
         return _unexercised(variant, reason, [reference])
     looks = _Looks([variant, reference], (0,))
@@ -301,7 +329,7 @@ def preserves(variant: RLOutcome, reference: RLOutcome, *, k: int, eps: float) -
     text = (f"{v.label} changed pass@{k} by {v.gain(k):+.3f} and {r.label} by {r.gain(k):+.3f}; the binding "
             f"comparison is {verdict.estimate:+.3f} ({_interval(verdict, looks.level)}); the claim needs the change "
             f"> {-eps:+.3f} and > {r.label}'s {-eps:+.3f}")
-    return _finding(verdict, text, stopped, looks.outcomes, measure="difference", reference=r)
+    return _finding(verdict, text, stopped, looks.outcomes, measure="difference", level=looks.level, reference=r)
 
 
 def _fraction_estimate(before: np.ndarray, variant: stats.Group, reference: stats.Group) -> stats.Estimate:
@@ -317,7 +345,7 @@ def _fraction_estimate(before: np.ndarray, variant: stats.Group, reference: stat
 
 
 def same_effect(dirty: tuple[RLOutcome, RLOutcome], clean: tuple[RLOutcome, RLOutcome], *, fraction: float,
-                margin: float, k: int = 1) -> Finding:
+                margin: float, k: int = 1, mechanism: str | None = None) -> Finding:
     """Claim: an aligned, uncontaminated pair shows the contaminated pair's effect (the paper's contribution 3).
 
     ``dirty`` and ``clean``: (variant, standard RL) on the contaminated pair and on its clean control.
@@ -325,9 +353,11 @@ def same_effect(dirty: tuple[RLOutcome, RLOutcome], clean: tuple[RLOutcome, RLOu
     ``fraction``), holds on the clean pair too, and the two recovered fractions are equivalent within
     ``margin`` (TOST on their difference): an intersection-union test. Where the effect is absent or
     undecided on the contaminated pair there is nothing to reproduce: inconclusive, never holds.
+    ``mechanism`` as for ``recovers``: where a variant's runs could not exercise it, not exercised.
     """
+    _check(dirty[0], k, fraction=fraction, eps=margin)
     for o in (dirty[0], clean[0]):
-        if (reason := _not_exercised(o, None)) is not None:
+        if (reason := _not_exercised(o, mechanism)) is not None:
             return _unexercised(o, reason, [dirty[1], clean[1]])
     looks = _Looks([*dirty, *clean], (0, 2))
 
@@ -350,8 +380,9 @@ def same_effect(dirty: tuple[RLOutcome, RLOutcome], clean: tuple[RLOutcome, RLOu
         if len(found) == 1:  # the effect is not (yet) shown on the contaminated pair
             v = found[0]
             reason = f"the effect is {v.outcome} on the contaminated pair, so there is nothing to reproduce"
+            checks = v.checks if v.outcome == "inconclusive" else ()  # a failed effect stays failed: no more runs
             return stats.Verdict("inconclusive", v.estimate, v.low, v.high, fraction, reason,
-                                 p_holds=1.0, p_fails=1.0, se=v.se, df=v.df, runs=v.runs, checks=v.checks)
+                                 p_holds=1.0, p_fails=1.0, se=v.se, df=v.df, runs=v.runs, checks=checks)
         return stats.all_of(found, alpha=level)
 
     verdict, stopped = _judge(looks, verdict_of)
@@ -360,5 +391,5 @@ def same_effect(dirty: tuple[RLOutcome, RLOutcome], clean: tuple[RLOutcome, RLOu
             f"{d.pair.id} and {_pct(c.gain(k) / cr.gain(k) if cr.gain(k) else NAN)} on the clean {c.pair.id}; the "
             f"claim needs both >= {_pct(fraction)} and within ±{_pct(margin)} of each other (binding part "
             f"{verdict.estimate:.3g}, {_interval(verdict, looks.level, unit='.3g')})")
-    return _finding(verdict, text, stopped, looks.outcomes, measure="fraction", reference=dr,
+    return _finding(verdict, text, stopped, looks.outcomes, measure="fraction", level=looks.level, reference=dr,
                     evaluations=evaluations_of(d, dr))

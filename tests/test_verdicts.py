@@ -8,6 +8,7 @@ generator: each run's pass@1 is the base's plus a known gain, with binomial samp
 from __future__ import annotations
 
 import dataclasses
+import zlib
 from typing import Any
 
 import numpy as np
@@ -61,7 +62,7 @@ class Runs:
                       for s in range(runs))
         after = []
         for spec in specs:  # each run draws from its own generator: more runs keep the first ones
-            rng = np.random.default_rng([self.seed, hash((reward, polarity)) % 2**32, spec.seed])
+            rng = np.random.default_rng([self.seed, zlib.crc32(f"{reward}/{polarity}".encode()), spec.seed])
             shift = self.gains[reward if polarity == "standard" else polarity] + rng.normal(0, self.spread)
             after.append(result(dataclasses.replace(self.pair.eval, model=spec), self.accuracy + shift, rng))
         logs = tuple([{"step": 1, **self.log}] for _ in specs)
@@ -147,3 +148,26 @@ def test_a_single_look_is_an_ordinary_test() -> None:
     runs = Runs(pair("p"), {"ground_truth": 0.05, "psr": 0.03}, looks=(3,))
     finding = verdicts.improves(runs.rl(polarity="psr"), k=1)
     assert finding.stopped == "a single look" and finding.runs == {"psr": 3}
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda r: verdicts.improves(r.rl(polarity="psr"), k=65), "k = 65; pass@k needs 1 <= k <= the evaluation's n"),
+    (lambda r: verdicts.recovers(r.rl(polarity="psr"), r.rl(), fraction=0.0), "fraction = 0.0"),
+    (lambda r: verdicts.matches(r.rl(polarity="psr"), r.rl(), eps=-0.1), "eps = -0.1; a margin must be > 0"),
+], ids=["k-above-n", "fraction-zero", "eps-negative"])
+def test_impossible_claim_settings_are_one_line(call: Any, message: str) -> None:
+    from harness.specs import SpecError
+
+    with pytest.raises(SpecError, match=message):
+        call(Runs(pair("p"), {"ground_truth": 0.05, "psr": 0.03}))
+
+
+def test_the_contaminated_and_clean_runs_keep_their_own_labels() -> None:
+    dirty = Runs(pair("dirty"), {"ground_truth": 0.1, "random": 0.0})
+    clean = Runs(pair("clean", seed=1), {"ground_truth": 0.1, "random": 0.0})
+    finding = verdicts.same_effect((dirty.rl(reward="random"), dirty.rl()), (clean.rl(reward="random"), clean.rl()),
+                                   fraction=0.5, margin=0.25)
+    assert set(finding.runs) == {"random reward on dirty", "standard RL on dirty", "random reward on clean",
+                                 "standard RL on clean"}
+    # the effect fails on the contaminated pair early: no more runs are asked for, though the claim stays undecided
+    assert finding.outcome == "inconclusive" and finding.runs["random reward on dirty"] < 8
