@@ -143,19 +143,21 @@ def rl_floor(cache: Cache, trl: dict[str, float]) -> dict[str, object]:
     from bench import floor
     from harness.models.stacked import Architecture
 
-    recipe = dataclasses.replace(load_recipe("organism")[0], engine="batched")
+    # the TRL row's recipe on the batched engine: the two rows compare like with like
+    recipe = dataclasses.replace(load_recipe("organism-v1")[0], engine="batched")
     spec = RLSpec(model=ORGANISM, task=TASK, recipe=recipe, steps=RL_STEPS)
     arch = Architecture.read(materialize(ORGANISM, cache))
+    batched_1, batched_8 = floor.measure(spec, 1, cache.root), floor.measure(spec, 8, cache.root)
     prompt = floor.prompt_tokens(spec)
-    completion = trl["mean_completion_length"]
+    completion = batched_8["mean_completion_length"]  # the floor of the steps timed: their own lengths
     flops = floor.step_flops(arch, recipe, prompt, completion)
     tokens = round(recipe.prompts_per_step * recipe.num_generations * (prompt + completion))
     throughput = floor.matmul_throughput(arch, tokens)
     out: dict[str, object] = {"prompt_tokens": prompt, "completion_tokens": completion, "step_gflop": flops / 1e9,
                               **throughput, "floor_s": flops / (throughput["gflops_wall"] * 1e9),
-                              "floor_cpu_s": flops / (throughput["gflops_cpu"] * 1e9)}
-    out["batched_1"] = floor.measure(spec, 1, cache.root)
-    out["batched_8"] = floor.measure(spec, 8, cache.root)
+                              "floor_cpu_s": flops / (throughput["gflops_cpu"] * 1e9),
+                              "trl_completion_tokens": trl["mean_completion_length"]}
+    out["batched_1"], out["batched_8"] = batched_1, batched_8
     if torch.cuda.is_available():
         short = dataclasses.replace(spec, steps=CUDA_STEPS)
         out["cuda"] = {str(runs): floor.measure(short, runs, cache.root, device="cuda") for runs in CUDA_RUNS}
@@ -224,12 +226,22 @@ def verdict(met: bool) -> str:
 
 
 def windows(cache_root: Path) -> list[tuple[float, float]]:
-    """(start, end) of every job computed into a cache, from the manifests."""
-    found = []
+    """(start, end) of every unit of work computed into a cache, from the manifests: a job, or a group of jobs
+    computed together (its members' manifests nest within one window; counted once, the outermost)."""
+    from harness.jobs import group_key
+    from harness.specs import from_dict
+
+    found: dict[tuple, tuple[float, float]] = {}
     for path in cache_root.glob("??/*/manifest.json"):
         manifest = json.loads(path.read_text())
-        found.append((manifest["started"], manifest["started"] + manifest["seconds"]))
-    return found
+        start, end = manifest["started"], manifest["started"] + manifest["seconds"]
+        if manifest.get("group_size", 1) > 1:
+            unit = (group_key(from_dict(manifest["spec"])), round(end))  # the members end together
+            earliest = found.get(unit, (start, end))
+            found[unit] = (min(start, earliest[0]), max(end, earliest[1]))
+        else:
+            found[(path,)] = (start, end)
+    return list(found.values())
 
 
 def most_at_once(spans: list[tuple[float, float]]) -> int:

@@ -90,7 +90,7 @@ def main() -> None:
     import dataclasses
 
     from harness.cache import Cache
-    from harness.jobs import materialize
+    from harness.jobs import inputs_for, materialize
     from harness.rl import batched
     from harness.rl.runner import select_problems
     from harness.specs import from_dict
@@ -106,7 +106,7 @@ def main() -> None:
     spec = from_dict(json.loads(args.spec))
     specs = [dataclasses.replace(spec, seed=seed, steps=args.steps) for seed in range(args.runs)]
     base = materialize(spec.model, cache)
-    problems = [select_problems(s, cache) for s in specs]
+    problems = [select_problems(s, inputs_for(s, cache)) for s in specs]
 
     def train(group: list, name: str) -> tuple[float, list[list[dict]]]:
         """CPU seconds of train_group and the runs' logs."""
