@@ -107,6 +107,9 @@ def prepare(items: list[pytest.Item], harness: Harness, config: pytest.Config, e
             workers = None if config.getoption("executor") == "ray" else workers_of(config)
             for line in summary(graph, tests=tests, workers=workers):
                 emit(line)
+            if len(harness.looks) > 1:
+                emit(f"  --seeds auto: each variant's first look ({harness.looks[0]} runs); a cell it does not decide "
+                     f"adds runs at later looks (up to {harness.looks[-1]}), planned once the first runs are in")
         elif graph.todo:
             emit(f"plan: {len(graph.todo)} more jobs asked for after round {round_ - 1}")
         if plan_only or not graph.todo:
