@@ -1,4 +1,6 @@
-"""The GPU path end to end on CUDA: organism pretraining, evaluation and a short GRPO run, with timings.
+"""The GPU path end to end on CUDA: organism pretraining, evaluation and a short GRPO run, with timings; then
+the batched engine's throughput with 1, 8, 64 and 256 runs side by side on the GPU against 8 on one CPU core
+(issue 14's target: >= 50x the CPU per-run throughput at >= 64 runs).
 
 python -m bench.gpu --out FILE.json   (run by scripts/gpu-check.sh on a GPU machine)
 """
@@ -40,9 +42,33 @@ def main() -> None:
     after = evaluate(EvalSpec(model=rl, task=task), cache)
     figures.update({"base_pass@1": before.pass_at_k(1), "rl_pass@1": after.pass_at_k(1),
                     "base_pass@64": before.pass_at_k(64), "rl_pass@64": after.pass_at_k(64)})
+    figures.update(engine_throughput(rl))
     print(json.dumps(figures, indent=1))
     with open(args.out, "w") as f:
         json.dump(figures, f, indent=1)
+
+
+GPU_RUNS = (1, 8, 64, 256)
+STEPS = 10
+
+
+def engine_throughput(rl: RLSpec) -> dict[str, float]:
+    """Run-steps per second of the batched engine: ``GPU_RUNS`` runs on CUDA and 8 on one CPU core."""
+    import dataclasses
+
+    from bench import floor
+
+    spec = dataclasses.replace(rl, recipe=dataclasses.replace(rl.recipe, engine="batched"), steps=STEPS)
+    out: dict[str, float] = {}
+    cpu = floor.measure(spec, 8, Cache().root)
+    out["cpu_8_run_steps_per_s"] = 8 / cpu["s_per_step"]
+    for runs in GPU_RUNS:
+        found = floor.measure(spec, runs, Cache().root, device="cuda")
+        out[f"cuda_{runs}_run_steps_per_s"] = runs / found["s_per_step"]
+        out[f"cuda_{runs}_vs_cpu_per_run"] = out[f"cuda_{runs}_run_steps_per_s"] / out["cpu_8_run_steps_per_s"]
+        print(f"batched engine, {runs} runs on CUDA: {out[f'cuda_{runs}_run_steps_per_s']:.1f} run-steps/s, "
+              f"{out[f'cuda_{runs}_vs_cpu_per_run']:.1f}x one CPU core's", flush=True)
+    return out
 
 
 if __name__ == "__main__":
