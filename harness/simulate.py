@@ -7,7 +7,12 @@ draws its own change ``g + N(0, sd^2)`` and solves for the logit shift ``theta``
 that change in mean pass@1 over the problem population; a problem's pass@1 after the run is
 ``sigmoid(logit p + theta + zeta_p + eps_p)`` with ``zeta_p ~ N(0, problem_sd^2)`` per group (shared
 by its runs: which problems this variant helps) and ``eps_p ~ N(0, noise_sd^2)`` per run.
-The group's true gain over the problem population is therefore exactly ``g``.
+The group's true gain over the problem population is therefore exactly ``g`` (but for a run's draw
+beyond what pass@1 can reach, clipped: more than about 4.5 sd out at run sd 0.10).
+
+``holds_rates`` judges a claim on such pairs in the harness's design (harness.results, verdicts):
+8 standard-RL calibration runs per pair, which are both the reference of every comparison (no
+prior, never extended) and the source of the variant's prior; only the variant gets more runs.
 """
 
 from __future__ import annotations
@@ -67,13 +72,16 @@ def _population_curve(beta: tuple[float, float], sd: float) -> tuple[np.ndarray,
     return shifts * _STEP, curve / weight.sum()
 
 
-def _shifts(world: World, changes: np.ndarray) -> np.ndarray:
-    """Logit shifts giving each true change in mean pass@1 over the problem population: any shape -> same."""
+def _shifts(world: World, changes: np.ndarray, gain: float) -> np.ndarray:
+    """Logit shifts giving each true change in mean pass@1 over the problem population: any shape -> same.
+
+    ``gain`` (the group's) must be reachable; a run's change beyond what pass@1 allows (its normal
+    draw more than about 4.5 sd out where run sd is 0.10) is clipped to the reachable range.
+    """
     theta, curve = _population_curve(world.beta, math.hypot(world.problem_sd, world.noise_sd))
-    target = world.base_mean + changes
-    if np.any(target <= curve[0]) or np.any(target >= curve[-1]):
-        raise ValueError(f"a change in pass@1 of {changes.min():.3g} to {changes.max():.3g} is out of reach")
-    return np.interp(target, curve, theta)
+    if not curve[0] < world.base_mean + gain < curve[-1]:
+        raise ValueError(f"a change in pass@1 of {gain:.3g} is out of reach from a base of {world.base_mean:.3g}")
+    return np.interp(np.clip(world.base_mean + changes, curve[0], curve[-1]), curve, theta)
 
 
 def simulate(
@@ -90,7 +98,7 @@ def simulate(
     before = rng.binomial(world.samples, p) / world.samples
     after = []
     for gain, runs, run_sd in groups:
-        theta = _shifts(world, gain + run_sd * rng.standard_normal((experiments, runs)))
+        theta = _shifts(world, gain + run_sd * rng.standard_normal((experiments, runs)), gain)
         zeta = world.problem_sd * rng.standard_normal(shape)
         eps = world.noise_sd * rng.standard_normal((experiments, runs, world.problems))
         q = 1 / (1 + np.exp(-(logit[:, None, :] + theta[:, :, None] + zeta[:, None, :] + eps)))
@@ -98,17 +106,23 @@ def simulate(
     return before, after
 
 
-CALIBRATION_RUNS = 8  # standard-RL runs behind a pair's between-run prior
-STANDARD_GAIN = 0.05  # true pass@1 gain of standard RL: the reference's and the calibration runs'
+CALIBRATION_RUNS = 8  # standard-RL runs on every pair (harness.results.CALIBRATION_RUNS)
+STANDARD_GAIN = 0.05  # true pass@1 gain of standard RL (the calibration runs) where a claim does not set it
 
 
 @dataclass(frozen=True)
 class Claim:
-    """A claim on simulated groups: their true gains (variant first, then the reference) and its verdict."""
+    """A claim on simulated groups: their true gains and its verdict ``(before, groups, alpha) -> Verdict``.
+
+    ``gains``: the variant's, then (for a comparison) the reference's, which is standard RL: the
+    calibration runs. ``standard``: a claim on standard RL itself, whose one group is the calibration
+    runs (``gains``: theirs).
+    """
 
     name: str
     gains: tuple[float, ...]
-    verdict: Callable[[np.ndarray, list[Group], float], Verdict]  # (before, groups, alpha) -> Verdict
+    verdict: Callable[[np.ndarray, list[Group], float], Verdict]
+    standard: bool = False
 
 
 def boundary_claims(reference_gain: float = STANDARD_GAIN, eps: float = 0.02) -> tuple[Claim, ...]:
@@ -120,40 +134,77 @@ def boundary_claims(reference_gain: float = STANDARD_GAIN, eps: float = 0.02) ->
     return (Claim("gain above 0", (0.0,), lambda b, g, a: gain_above(b, g[0], alpha=a)),
             recovery(0.5), recovery(0.9),
             Claim(f"not worse by {eps:g}", (reference_gain - eps, reference_gain),
-                  lambda b, g, a: not_worse(b, g[0], g[1], eps=eps, alpha=a)))
+                  lambda b, g, a: not_worse(b, g[0], g[1], eps=eps, alpha=a)),
+            Claim("standard RL gain above 0", (0.0,), lambda b, g, a: gain_above(b, g[0], alpha=a), standard=True))
 
 
 @dataclass(frozen=True)
 class Rates:
-    """Shares of "holds" over simulated experiments, without (row 0) and with (row 1) a calibrated prior."""
+    """Shares of "holds" over simulated experiments at each fixed seed count and under ``--seeds auto``.
+
+    ``p_holds`` / ``p_fails``: per experiment, auto's one-sided p-values at the look it stopped at,
+    scaled to ``min(1, p * ALPHA / level)`` with ``level`` that look's alpha (``spending_alphas``):
+    what a family-wise adjustment is given (the union bound over the looks keeps it valid).
+    """
 
     seeds: tuple[int, ...]
     looks: tuple[int, ...]
-    fixed: np.ndarray  # (2, len(seeds)): at each fixed number of runs per group
-    sequential: np.ndarray  # (2,): of the sequential procedure over the looks
-    runs: np.ndarray  # (2,): mean runs per group the sequential procedure used
+    fixed: np.ndarray  # (len(seeds),): "holds" with that many variant runs, one look at ALPHA
+    sequential: float  # "holds" under auto (the looks)
+    runs: float  # mean variant runs auto used
+    p_holds: np.ndarray  # (E,)
+    p_fails: np.ndarray  # (E,)
+
+    @classmethod
+    def merge(cls, parts: Sequence[Rates]) -> Rates:
+        """Rates over the experiments of all ``parts`` (same seeds and looks), weighted by their counts."""
+        n = np.array([len(p.p_holds) for p in parts], dtype=float)
+        w = n / n.sum()
+        return cls(parts[0].seeds, parts[0].looks, sum(wi * p.fixed for wi, p in zip(w, parts, strict=True)),
+                   float(w @ [p.sequential for p in parts]), float(w @ [p.runs for p in parts]),
+                   np.concatenate([p.p_holds for p in parts]), np.concatenate([p.p_fails for p in parts]))
+
+
+def _scaled(p: float, level: float) -> float:
+    return min(1.0, p * ALPHA / level)
 
 
 def holds_rates(claim: Claim, *, world: World, run_sd: float, seeds: tuple[int, ...], looks: tuple[int, ...],
                 experiments: int, rng: np.random.Generator, spread: float = 1.0) -> Rates:
-    """Simulate ``experiments`` pairs and judge ``claim`` at every seed count and sequentially.
+    """Simulate ``experiments`` pairs and judge ``claim`` as the harness does (harness.verdicts, results).
 
-    The reference and the calibration runs vary with ``run_sd``, the variant with ``spread * run_sd``;
-    the calibration runs gain as the reference does (``STANDARD_GAIN`` for a claim on one group).
+    Every pair has ``CALIBRATION_RUNS`` standard-RL runs (run sd ``run_sd``; true gain the
+    reference's, else ``STANDARD_GAIN``). They are the reference of a comparison, judged with no
+    prior (their own variance) and never extended; the variant's prior is computed from the same
+    runs (``Prior.from_gains``). Only the variant (run sd ``spread * run_sd``) gets more runs: a
+    fixed number (``seeds``, one look at ``ALPHA``) or the looks ``looks`` (``stats.sequential``).
+    A claim on standard RL itself is judged on the calibration runs, one look, whatever the seeds.
     """
-    most = max(*seeds, looks[-1])
-    sds = (spread * run_sd, *(run_sd,) * (len(claim.gains) - 1))
-    standard = claim.gains[-1] if len(claim.gains) > 1 else STANDARD_GAIN
-    specs = [*((g, most, sd) for g, sd in zip(claim.gains, sds, strict=True)), (standard, CALIBRATION_RUNS, run_sd)]
-    before, (*groups, calibration) = simulate(world, specs, rng, experiments)
-    fixed, sequential_holds, runs = np.zeros((2, len(seeds))), np.zeros(2), np.zeros(2)
+    standard_gain = claim.gains[-1] if claim.standard or len(claim.gains) > 1 else STANDARD_GAIN
+    specs = [] if claim.standard else [(claim.gains[0], max(*seeds, looks[-1]), spread * run_sd)]
+    before, (*variant, calibration) = simulate(world, [*specs, (standard_gain, CALIBRATION_RUNS, run_sd)], rng,
+                                               experiments)
+    fixed, holds, runs = np.zeros(len(seeds)), 0.0, 0.0
+    p_holds, p_fails = np.ones(experiments), np.ones(experiments)
     for e in range(experiments):
-        for row, prior in enumerate((None, Prior.from_gains(run_gains(before[e], calibration[e])))):
-            def verdict_at(s: int, alpha: float, e: int = e, prior: Prior | None = prior) -> Verdict:
-                return claim.verdict(before[e], [Group(g[e, :s], prior) for g in groups], alpha)
+        reference = Group(calibration[e])  # the calibration runs themselves: no prior
+        if claim.standard:
+            verdict = claim.verdict(before[e], [reference], ALPHA)
+            fixed += verdict.outcome == "holds"
+            holds, runs = holds + (verdict.outcome == "holds"), runs + CALIBRATION_RUNS
+            p_holds[e], p_fails[e] = verdict.p_holds, verdict.p_fails
+            continue
+        prior = Prior.from_gains(run_gains(before[e], calibration[e]))
+        level = [ALPHA]
 
-            fixed[row] += [verdict_at(s, ALPHA).outcome == "holds" for s in seeds]
-            verdict, _ = sequential(verdict_at, looks, ALPHA)
-            sequential_holds[row] += verdict.outcome == "holds"
-            runs[row] += verdict.runs[0]
-    return Rates(seeds, looks, fixed / experiments, sequential_holds / experiments, runs / experiments)
+        def verdict_at(s: int, alpha: float, e: int = e, prior: Prior = prior, level: list[float] = level,
+                       reference: Group = reference) -> Verdict:
+            level[0] = alpha
+            groups = [Group(variant[0][e, :s], prior), reference]
+            return claim.verdict(before[e], groups[: len(claim.gains)], alpha)
+
+        fixed += [verdict_at(s, ALPHA).outcome == "holds" for s in seeds]
+        verdict, _ = (verdict_at(looks[0], ALPHA), "") if len(looks) == 1 else sequential(verdict_at, looks, ALPHA)
+        holds, runs = holds + (verdict.outcome == "holds"), runs + verdict.runs[0]
+        p_holds[e], p_fails[e] = _scaled(verdict.p_holds, level[0]), _scaled(verdict.p_fails, level[0])
+    return Rates(seeds, looks, fixed / experiments, holds / experiments, runs / experiments, p_holds, p_fails)

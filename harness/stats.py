@@ -29,12 +29,16 @@ show it), its own variance alone with df ``S-1``. Pooling is the exact t-test wh
 runs vary as standard RL's do and gives power from 1-2 runs; never going below the group's own
 variance keeps it valid (conservative) then, and the F-guard falls back on the test that assumes
 nothing where a variant's runs vary more (random reward at a high learning rate). Measured
-(scripts/power.py, docs/statistics.md): with variant runs 5x as spread as standard RL's, false
-"holds" stay at or below the nominal 2.5% from 3 runs on; at 2 runs they reach 2.5-5.6%, and one
-run cannot tell such a variant apart at all (11-30%). Switching to the own variance whenever it is
-the larger (no F-test) cost 1-7 points of power and did not lower those rates at 3 or more runs.
-With one run and no prior the variance is unknown and the verdict inconclusive. A group that is
-the calibration runs themselves gets no prior (its variance would count twice).
+(scripts/power.py, docs/statistics.md) in the harness's design, where the calibration runs are
+also the reference of every comparison: at most 2.3% false "holds" where 2.5% is nominal, at 1,
+2, 4, 8 runs and under sequential looks; with variant runs 5x as spread as standard RL's at or
+below 2.5% from 4 runs on and under the looks, but 4.5-6.0% at 2 runs, and one run cannot tell
+such a variant apart at all (29-32%). Switching to the own variance whenever it is the larger (no
+F-test) cost 1-7 points of power and did not lower those rates at 3 or more runs. With one run
+and no prior the variance is unknown and the verdict inconclusive. A group that is the calibration
+runs themselves gets no prior (its variance would count twice); a variant compared with them then
+has a prior that is the same estimate as the reference's own variance, and with the smallest df
+(7) the test stays exact (one variant run: Student's t on the reference's variance) or conservative.
 
 Ratios ("A recovers f of B's gain") are decided on the contrast ``gain_A - f gain_B`` and shown
 with Fieller's interval (Fieller 1954) from the same components, the covariance of the two gains
