@@ -67,6 +67,7 @@ class Scheduler:
         waiting = {key: sum(k in todo for k in graph.nodes[key].waits_on) for key in todo}
         ready = [key for key in todo if waiting[key] == 0]
         in_flight: dict[int, tuple[list[str], float]] = {}  # unit id -> (keys, submitted)
+        alone: set[str] = set()  # members of a failed group, run again one by one
         done: set[str] = set()
         predicted = measured = 0.0
         next_id = 0
@@ -90,7 +91,9 @@ class Scheduler:
             while ready or in_flight:
                 ready.sort(key=lambda k: -graph.nodes[k].rank)
                 free = len(ready) if self.backend.capacity is None else self.backend.capacity - len(in_flight)
-                for unit in groups(ready, graph, self.group_cap)[:max(free, 0)]:
+                units = [[key] for key in ready if key in alone] + groups([k for k in ready if k not in alone], graph,
+                                                                            self.group_cap)
+                for unit in units[:max(free, 0)]:
                     for key in unit:
                         ready.remove(key)
                     self._submit(next_id, unit)
@@ -104,13 +107,19 @@ class Scheduler:
                         outcome.timings.update({key: (answer["started"], answer["ended"]) for key in unit})
                         measured += answer["ended"] - answer["started"]
                         predicted += sum(graph.nodes[key].seconds for key in unit)
+                    unpublished = [key for key in unit if answer["error"] is not None
+                                   and self.cache.entry(key) is None]
                     for key in unit:  # a failing group may have published some of its members
-                        if answer["error"] is None or self.cache.entry(key) is not None:
+                        if key not in unpublished:
                             done.add(key)
                             release(key, ok=True)
-                        else:
-                            self.progress.failure(graph.nodes[key].spec.short, answer["error"])
-                            fail(key, answer["error"])
+                    if len(unit) > 1 and unpublished:  # one member's fault must not fail the others: alone again
+                        alone.update(unpublished)
+                        ready.extend(unpublished)
+                        continue
+                    for key in unpublished:
+                        self.progress.failure(graph.nodes[key].spec.short, answer["error"])
+                        fail(key, answer["error"])
                 running = [graph.nodes[k].spec.short for keys, _ in in_flight.values() for k in keys]
                 self.progress.update(len(done), len(outcome.failed), running,
                                      self._eta(done, outcome.failed, in_flight, measured / predicted if predicted

@@ -463,3 +463,15 @@ def test_the_incorrect_reward_trains_on_wrong_majority_labels(organism_cache):
     assert problems and all(p.label == majorities[p.uid] != p.answer for p in problems)
     assert len(problems) == sum(m is not None and m != p.answer for p, m in zip(labels.problems, majorities.values(),
                                                                                   strict=True))
+
+
+def test_a_pool_smaller_than_a_rollout_batch_wraps_its_epochs(organism_cache, tmp_path):
+    """Fewer training problems than one rollout batch's prompts (Shao et al.'s incorrect reward keeps only the
+    problems with a wrong majority label): each batch draws whole epochs one after another."""
+    spec = dataclasses.replace(BASE, steps=4, data=DataSpec(pool_size=5))  # 8 prompts a rollout batch
+    out = tmp_path / "out"
+    out.mkdir()
+    batched.train_group([spec], organism_cache.path(TINY.key), [out], [tmp_path / "work"],
+                        problems=[select_problems(spec, inputs_for(spec, organism_cache))])
+    history = json.loads((out / TRAIN_ACCURACY).read_text())
+    assert len(history) == 5 and all(len(draws) >= 2 for draws in history.values())

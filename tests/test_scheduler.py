@@ -20,7 +20,7 @@ from harness.jobs import group_key, materialize
 from harness.plan import build
 from harness.progress import GraphProgress
 from harness.scheduler import Scheduler, groups
-from harness.specs import PretrainedSpec, RecipeSpec, RewardSpec, RLSpec
+from harness.specs import DataSpec, PretrainedSpec, RecipeSpec, RewardSpec, RLSpec
 
 pytest_plugins = ["pytester"]
 
@@ -98,6 +98,19 @@ def test_members_of_a_group_each_get_their_own_cache_entry(tmp_path: Path) -> No
         recorded = manifest(cache, member.key)
         assert recorded["spec"] == member.to_dict() and recorded["group_size"] == 2
         assert (cache.path(member.key) / "model.safetensors").exists()
+
+
+def test_a_failing_member_of_a_group_fails_alone(tmp_path: Path) -> None:
+    """A member whose data selection cannot be served (found only when its job runs: the graph is run without the
+    planning pass's checks) fails the unit; its members then run one by one and the others are computed."""
+    cache = Cache(tmp_path / "cache")
+    materialize(ORGANISM, cache)
+    good = [rl(seed=s) for s in range(3)]
+    bad = rl(seed=7, data=DataSpec(selection="few_shot", method="index", index=80, count=10))  # 86 problems
+    assert len({group_key(s) for s in [*good, bad]}) == 1
+    outcome = Scheduler(build([*good, bad], cache), LocalWorkers(2, tmp_path / "logs"), cache).run()
+    assert set(outcome.failed) == {bad.key} and "needs more than the 86 training problems" in outcome.failed[bad.key]
+    assert all(cache.contains(spec) for spec in good) and sorted(outcome.computed) == sorted(s.key for s in good)
 
 
 # ---------------------------------------------------------------- in a pytest session

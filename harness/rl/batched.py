@@ -164,9 +164,12 @@ class Run:
     accuracy: dict[str, list[float]] = field(default_factory=dict)
 
     def next_chunk(self, size: int) -> list[int]:
-        """Indices of the next rollout batch's prompts: a new permutation of the problems each epoch."""
+        """Indices of the next rollout batch's prompts: a new permutation of the problems each epoch (as many
+        epochs' permutations one after another as a batch needs, where the problems are fewer than it holds)."""
         if (self.cursor + 1) * size > len(self.permutation):
-            self.permutation = torch.randperm(len(self.problems), generator=self.data)
+            count = -(-size // len(self.problems))  # one epoch, unless the problems are fewer than a batch holds
+            epochs = [torch.randperm(len(self.problems), generator=self.data) for _ in range(count)]
+            self.permutation = torch.cat(epochs)
             self.cursor = 0
         chunk = self.permutation[self.cursor * size:(self.cursor + 1) * size].tolist()
         self.cursor += 1
@@ -507,11 +510,6 @@ def train_group(specs: Sequence[RLSpec], base_entry: Path, outs: Sequence[Path],
     runs = [_run(s, Path(o), Path(w), list(p), torch_device)
             for s, o, w, p in zip(specs, outs, work_dirs, problems, strict=True)]
     recipe, steps = specs[0].recipe, specs[0].steps
-    per_batch = recipe.prompts_per_step * recipe.steps_per_generation
-    for run in runs:
-        if len(run.problems) < per_batch:
-            raise SpecError(f"run {run.spec.short}: {len(run.problems)} training problems, fewer than the {per_batch} "
-                            "prompts of one rollout batch (prompts_per_step x steps_per_generation)")
     group = Group(runs, Path(base_entry), torch_device)
     start = _resume_step([run.work for run in runs])
     walls = group.restore(start) if start else [0.0] * len(runs)
