@@ -55,7 +55,7 @@ pairs:
 """
 
 # Thresholds force each verdict: a pass@1 gain always exceeds -1 and never reaches +1, and the
-# bootstrap interval straddles its own point estimate.
+# interval straddles its own point estimate.
 CLAIMS = """\
 import pytest
 from harness import verdicts

@@ -366,7 +366,7 @@ def test_seconds_per_step(cache, capsys):
 @pytest.mark.slow
 def test_standard_rl_raises_pass_at_1(tmp_path, capsys):
     """A mid-alignment organism (1-2 digit addition, base pass@1 ~0.2): 100 GRPO steps with the organism
-    recipe raise pass@1 with a bootstrap CI above zero over two seeds."""
+    recipe raise pass@1 with an interval above zero over two seeds."""
     task = TaskSpec(family="arithmetic", params={"digits": [1, 2]})
     organism = OrganismSpec(mix=(MixComponent(task=task),), steps=320)
     recipe = dataclasses.replace(load_recipe("organism-v1")[0], engine="trl", max_completion_length=6)
@@ -378,8 +378,10 @@ def test_standard_rl_raises_pass_at_1(tmp_path, capsys):
     base = evaluate(evaluation(organism), cache)
     after = [evaluate(evaluation(RLSpec(model=organism, task=task, recipe=recipe, steps=100, seed=seed)), cache)
              for seed in (0, 1)]
-    verdict = stats.gain_above(base.per_problem(1), np.stack([a.per_problem(1) for a in after]),
-                               rng=np.random.default_rng(0))
+    # Two runs alone give a t interval with 1 df; the harness adds the between-run prior its calibration
+    # runs measure (run gains' sd about 0.02 on organisms, 8 runs), and so does this test.
+    runs = stats.Group(np.stack([a.per_problem(1) for a in after]), stats.Prior(0.02**2, 7))
+    verdict = stats.gain_above(base.per_problem(1), runs)
     with capsys.disabled():
         print(f"\npass@1 base {base.pass_at_k(1):.3f} -> {[round(a.pass_at_k(1), 3) for a in after]}; "
               f"gain {verdict.describe()}")
