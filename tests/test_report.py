@@ -192,6 +192,43 @@ def test_two_recipes_split_a_pair_into_columns(tmp_path: Path, recorded: Any) ->
                                                      "arith-high@batched-v2"}
 
 
+def test_ids_that_name_their_recipe_are_not_suffixed_again(tmp_path: Path, recorded: Any) -> None:
+    run, _ = recorded
+    rows = [r for r in run["rows"] if r["pair"] == "arith-high"]
+    run["rows"] = ([dict(r, pair="arith-high@organism") for r in rows]
+                   + [dict(r, pair="arith-high@organism-shao", recipe="organism-shao") for r in rows])
+    heads = MatrixTable(render(tmp_path, run)[1]).heads[1:]
+    assert [h.split("pass@1")[0] for h in heads] == ["arith-high@organism", "arith-high@organism-shao"]
+
+
+# Readouts of one strategy-organism run as harness.readouts records them (abridged from a smoke run).
+STRATEGY_READOUTS = {
+    "informative_share": 0.888, "clipped_fraction": 0.0, "entropy_start": 0.145, "entropy_end": 0.150,
+    "strategy_share_before": {"worked": 0.379, "direct": 0.595, "malformed": 0.0255},
+    "strategy_share_after": {"worked": 0.382, "direct": 0.593, "malformed": 0.0255},
+    "strategy_accuracy_before": {"worked": 0.927, "direct": 0.517, "malformed": 0.0239},
+    "strategy_accuracy_after": {"worked": 0.930, "direct": 0.520, "malformed": 0.0240}}
+
+
+def with_strategy_readouts(run: dict[str, Any]) -> dict[str, Any]:
+    for row in run["rows"]:
+        if row["pair"] == "arith-high":
+            row["readouts"] = {label: STRATEGY_READOUTS for label in row.get("readouts") or {"standard RL": 0}}
+    return run
+
+
+def test_readouts_merge_before_and_after_into_one_column(tmp_path: Path, recorded: Any) -> None:
+    run, _ = recorded
+    md_text, page = render(tmp_path, with_strategy_readouts(run))
+    table = re.search(r"<h3>arith-high</h3><table class='readouts'>(.*?)</table>", page).group(1)
+    heads = re.findall(r"<th>([^<]*)</th>", table)
+    assert heads == ["variant", "informative share", "clipped fraction", "entropy", "strategy share",
+                     "strategy accuracy"]
+    assert "<td>0.145 → 0.15</td>" in table
+    assert "worked 0.379 → 0.382<br>direct 0.595 → 0.593<br>malformed 0.0255 → 0.0255" in table
+    assert "| worked 0.927 → 0.93; direct 0.517 → 0.52; malformed 0.0239 → 0.024 |" in md_text
+
+
 # ---------------------------------------------------------------- escaping
 
 
@@ -448,11 +485,12 @@ def test_a_session_records_its_command_quoted_and_points_latest_at_it(pytester: 
 
 @pytest.mark.slow
 def test_the_page_fits_1280_px_and_prints_in_headless_chromium(tmp_path: Path, recorded: Any) -> None:
-    """Screenshot the report of the real run at 1280 px, measure the page's width and print it to PDF."""
+    """Screenshot the report of the real run (with a strategy organism's readouts, the widest table) at 1280 px,
+    measure the page's width and print it to PDF."""
     if not Path(CHROMIUM).exists():
         pytest.skip("headless Chromium is not installed (Debian: apt-get install chromium)")
     run, curves = recorded
-    _, html_path = write_report(run, curves, tmp_path / "out")
+    _, html_path = write_report(with_strategy_readouts(run), curves, tmp_path / "out")
     probe = tmp_path / "probe.html"  # the page, plus a script writing its scroll width where --dump-dom shows it
     probe.write_text(html_path.read_text().replace(
         "</body>", "<script>document.title = 'width ' + document.documentElement.scrollWidth</script></body>"))

@@ -87,7 +87,8 @@ def readouts_markdown(m: Matrix) -> str:
     for column, (fields, table) in readout_tables(m).items():
         lines = [f"### {md(column)}", "", "| variant | " + " | ".join(md(f) for f in fields) + " |",
                  "|---" * (len(fields) + 1) + "|"]
-        lines += [f"| {md(label)} | " + " | ".join(md(v) for v in values) + " |" for label, values in table.items()]
+        lines += [f"| {md(label)} | " + " | ".join(md("; ".join(v)) for v in values) + " |"
+                  for label, values in table.items()]
         parts.append("\n".join(lines))
     return "\n\n".join(parts)
 

@@ -136,8 +136,10 @@ class Matrix:
 
 
 def column_key(row: dict[str, Any], multi_recipe: bool) -> str:
-    recipe = text(row, "recipe")
-    return f"{row['pair']}@{recipe}" if multi_recipe and recipe else row["pair"]
+    """The pair, with its recipe when the run used several and the pair id does not already name it
+    (``--recipe`` makes ids ``PAIR@RECIPE``)."""
+    pair, recipe = row["pair"], text(row, "recipe")
+    return f"{pair}@{recipe}" if multi_recipe and recipe and not pair.endswith(f"@{recipe}") else pair
 
 
 def build_matrix(rows: list[dict[str, Any]]) -> Matrix:

@@ -66,8 +66,10 @@ figcaption{font-size:12.5px;color:#444;margin-top:4px}
 .detail{color:#555;font-size:12px}
 table.readouts{border-collapse:collapse;margin:4px 0 10px;font-size:12px}
 .readouts th,.readouts td{border-bottom:1px solid #ddd;padding:2px 8px;text-align:right}
-.readouts th:first-child,.readouts td:first-child{text-align:left;white-space:nowrap}
-.readout-grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(440px,1fr));gap:6px 24px}
+.readouts th:first-child,.readouts td:first-child{text-align:left;max-width:220px;white-space:normal}
+.readouts td{white-space:nowrap}
+.readout-grid{display:flex;flex-wrap:wrap;align-items:flex-start;gap:6px 24px}
+.readout-grid>div{max-width:100%}
 @page{size:A4;margin:12mm}
 @media print{body{max-width:none;padding:0;font-size:10pt}.screen{display:none}
  *{-webkit-print-color-adjust:exact;print-color-adjust:exact}
@@ -190,7 +192,8 @@ def readouts_html(m: Matrix, colours: dict[str, str]) -> str:
     for column, (fields, table) in readout_tables(m).items():
         heads = "".join(f"<th>{e(f)}</th>" for f in fields)
         rows = "".join(f"<tr><td>{swatch(colours.get(label, '#fff'))}{e(label)}</td>"
-                       + "".join(f"<td>{e(v)}</td>" for v in values) + "</tr>" for label, values in table.items())
+                       + "".join(f"<td>{'<br>'.join(map(e, v))}</td>" for v in values) + "</tr>"
+                       for label, values in table.items())
         tables.append(f"<div><h3>{e(column)}</h3><table class='readouts'><tr><th>variant</th>{heads}</tr>{rows}"
                       "</table></div>")
     return f"<div class='readout-grid'>{''.join(tables)}</div>" if tables else ""
