@@ -384,11 +384,3 @@ def _wait_for_lock(handle: IO[bytes], path: Path, what: str) -> None:
             notice += LOCK_REMIND
         time.sleep(pause)
         pause = min(pause * 2, 0.2)
-
-
-def read_json(entry: Path, name: str) -> Any:
-    return json.loads((entry / name).read_text())
-
-
-def write_json(directory: Path, name: str, data: Any) -> None:
-    (directory / name).write_text(json.dumps(data, sort_keys=True))

@@ -22,14 +22,12 @@ from harness.evaluate import EvalResult, load_result
 from harness.loading import Pair
 from harness.rl.runner import TRAIN_LOG
 from harness.specs import DataSpec, EvalSpec, PolaritySpec, RewardSpec, RLSpec, Spec, SpecError
+from harness.stats import CALIBRATION_RUNS
 from harness.tasks.base import Problem
 
 # Runs per variant at each sequential look under ``--seeds auto`` (harness.verdicts): a cell inconclusive
 # after the first look gets more runs, up to the last (or ``--max-seeds``).
 AUTO_LOOKS = {"smoke": (1,), "standard": (2, 4, 8), "paper": (2, 4, 8)}
-# Runs of the standard-RL control on every pair: its between-run variance calibrates the intervals of
-# variants with few runs (harness.stats.Prior), and it is the reference of every comparison.
-CALIBRATION_RUNS = 8
 PLACEHOLDER_LOG_KEYS = ("reward", "reward_std", "frac_reward_zero_std", "entropy", "grad_norm",
                         "clip_ratio/region_mean", "clip_ratio/low_mean", "clip_ratio/high_mean",
                         "completions/mean_length")

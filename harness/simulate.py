@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from harness.stats import (
+    CALIBRATION_RUNS,
     Group,
     Prior,
     Verdict,
@@ -106,7 +107,6 @@ def simulate(
     return before, after
 
 
-CALIBRATION_RUNS = 8  # standard-RL runs on every pair (harness.results.CALIBRATION_RUNS)
 STANDARD_GAIN = 0.05  # true pass@1 gain of standard RL (the calibration runs) where a claim does not set it
 
 

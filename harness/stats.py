@@ -289,6 +289,9 @@ def _f_sf(f: float, df1: float, df2: float) -> float:
     return _beta_inc(df2 / 2, df1 / 2, x, df1 * f / (df2 + df1 * f))
 
 
+# Runs of the standard-RL control on every pair: its between-run variance calibrates the intervals of
+# variants with few runs (``Prior``), and it is the reference of every comparison.
+CALIBRATION_RUNS = 8
 GUARD = 0.25  # one-sided level of the F-test that lets a group's own, larger variance replace the pooled one
 
 
