@@ -10,6 +10,7 @@ GPU-hours from their token counts (assumptions in ``GPU_ASSUMPTIONS``).
 
 from __future__ import annotations
 
+import functools
 import heapq
 import json
 import re
@@ -196,8 +197,9 @@ class Node:
     seconds: float = 0.0  # estimated: CPU core-seconds, GPU-seconds on pretrained models
     rank: float = 0.0  # estimated seconds of the longest path from this job to the end of the graph
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
+        """The spec's key, hashed once: the scheduler reads every node's key at each progress refresh."""
         return self.spec.key
 
     @property

@@ -21,7 +21,16 @@ from harness.cache import Cache
 from harness.evaluate import EvalResult, load_result
 from harness.loading import Pair
 from harness.rl.runner import TRAIN_LOG
-from harness.specs import DataSpec, EvalSpec, PolaritySpec, RewardSpec, RLSpec, Spec, SpecError
+from harness.specs import (
+    DataSpec,
+    EvalSpec,
+    NothingToTrain,
+    PolaritySpec,
+    RewardSpec,
+    RLSpec,
+    Spec,
+    SpecError,
+)
 from harness.stats import CALIBRATION_RUNS
 from harness.tasks.base import Problem
 
@@ -31,6 +40,9 @@ AUTO_LOOKS = {"smoke": (1,), "standard": (2, 4, 8), "paper": (2, 4, 8)}
 PLACEHOLDER_LOG_KEYS = ("reward", "reward_std", "frac_reward_zero_std", "entropy", "grad_norm",
                         "clip_ratio/region_mean", "clip_ratio/low_mean", "clip_ratio/high_mean",
                         "completions/mean_length")
+
+
+NOTHING = f"{NothingToTrain.__name__}:"  # how a NothingToTrain failure reads in ``Harness.failed``
 
 
 class JobFailed(Exception):
@@ -95,6 +107,8 @@ class RLOutcome:
     calibration: RLOutcome | None = field(default=None, repr=False, compare=False)  # the pair's standard-RL runs
     variant: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     harness: Harness | None = field(default=None, repr=False, compare=False)
+    # why the variant could not run at all (its jobs failed with NothingToTrain); it then has no runs
+    unexercisable: str | None = None
 
     def scores(self, k: int) -> np.ndarray:
         """Per-problem pass@k after RL, shape (S, P)."""
@@ -198,10 +212,15 @@ class Harness:
         control (``calibration``) for the verdicts.
         """
         control = self.rl_spec(pair, seed=0, **variant) == self.rl_spec(pair, seed=0)
-        calibration = None if control else self.rl(pair)
         runs = CALIBRATION_RUNS if control else (seeds or self.looks[0])
-        pending_before, self.pending = self.pending, False
         specs = tuple(self.rl_spec(pair, seed=s, **variant) for s in range(runs))
+        nothing = next((self.failed[s.key] for s in specs if self.failed.get(s.key, "").startswith(NOTHING)), None)
+        if nothing is not None:  # the variant could not run: no runs, and the verdict says why
+            return RLOutcome(pair=pair, label=label or describe_variant(specs[0]), specs=specs,
+                             before=self.evaluate(pair), after=(), logs=(), looks=(runs,), variant=variant,
+                             harness=self, unexercisable=nothing.removeprefix(NOTHING).strip())
+        calibration = None if control else self.rl(pair)
+        pending_before, self.pending = self.pending, False
         entries = [self._entry(s, pair) for s in specs]
         logs = tuple(placeholder_log(s) if e is None else json.loads((e / TRAIN_LOG).read_text())
                      for s, e in zip(specs, entries, strict=True))

@@ -26,6 +26,11 @@ class SpecError(ValueError):
     """A spec with impossible or unknown values."""
 
 
+class NothingToTrain(SpecError):
+    """A run whose variant leaves it no training problem (an incorrect-label reward on a model whose majority
+    answer is right on every problem): the claim it serves is not exercised on that pair, not an error."""
+
+
 def _check(condition: bool, message: str) -> None:
     if not condition:
         raise SpecError(message)

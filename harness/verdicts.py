@@ -61,7 +61,8 @@ class Finding:
 def evaluations_of(*outcomes: RLOutcome) -> tuple[dict[str, Any], ...]:
     first = outcomes[0]
     base = {"pair": first.pair.id, "label": "base", "spec": first.before.spec.to_dict()}
-    return (base, *({"pair": o.pair.id, "label": o.label, "spec": o.after[0].spec.to_dict()} for o in outcomes))
+    return (base, *({"pair": o.pair.id, "label": o.label, "spec": o.after[0].spec.to_dict()}
+                     for o in outcomes if o.after))
 
 
 def alignment_of(outcome: RLOutcome) -> dict[str, float]:
@@ -89,6 +90,8 @@ def readouts(outcome: RLOutcome) -> dict[str, float]:
     the first and the last quarter of the logged steps; and, for tasks with answer strategies, each
     strategy's share of the base and trained models' samples (``harness.readouts``).
     """
+    if outcome.unexercisable is not None:
+        return {}
     informative, clipped, start, end = [], [], [], []
     for log in outcome.logs:
         zero = [r["frac_reward_zero_std"] for r in log if "frac_reward_zero_std" in r]
@@ -132,6 +135,8 @@ def strategy_readouts(outcome: RLOutcome) -> dict[str, Any]:
 
 def _not_exercised(outcome: RLOutcome, mechanism: str | None) -> str | None:
     """Why the variant's runs could not have shown the effect, or None."""
+    if outcome.unexercisable is not None:
+        return f"{outcome.label} was not exercised: {outcome.unexercisable}"
     found = readouts(outcome)
     share = found.get("informative_share", 1.0)
     if outcome.specs[0].polarity.name in GROUP_RELATIVE and share < MIN_INFORMATIVE:

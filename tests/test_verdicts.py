@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import zlib
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,10 +17,12 @@ import pytest
 from helpers import tiny_organism
 
 from harness import verdicts
+from harness.cache import Cache
 from harness.evaluate import EvalResult
+from harness.executors import one_line
 from harness.loading import Pair
-from harness.results import RLOutcome, describe_variant
-from harness.specs import EvalSpec, PolaritySpec, RecipeSpec, RewardSpec, RLSpec, TaskSpec
+from harness.results import Harness, RLOutcome, describe_variant
+from harness.specs import EvalSpec, NothingToTrain, PolaritySpec, RecipeSpec, RewardSpec, RLSpec, TaskSpec
 from harness.tasks.base import Problem
 
 TASK = TaskSpec(family="arithmetic", params={"digits": [1, 2]})
@@ -116,6 +119,22 @@ def test_a_run_whose_groups_carry_no_reward_variance_is_not_exercised() -> None:
     finding = verdicts.recovers(runs.rl(reward="format_only"), runs.rl(), fraction=0.5)
     assert finding.outcome == "not_exercised" and "2.0% of its groups" in finding.message
     assert finding.readouts["format_only reward"]["informative_share"] == pytest.approx(0.02)
+
+
+def test_a_variant_left_nothing_to_train_on_is_not_exercised(tmp_path: Path) -> None:
+    """The incorrect reward on a model whose majority answer is right on every problem: its job fails with
+    NothingToTrain in the graph (as the scheduler records it), and the claim reads not_exercised, not an error."""
+    the_pair = pair("p")
+    harness = Harness(cache=Cache(tmp_path), budget="smoke")
+    spec = harness.rl_spec(the_pair, seed=0, reward="incorrect")
+    reason = "reward: incorrect trains on the problems whose majority label is wrong, and none is"
+    harness.failed[spec.key] = one_line(NothingToTrain(reason))
+    variant = harness.rl(the_pair, reward="incorrect")
+    assert variant.unexercisable == reason and variant.after == () and variant.calibration is None
+    finding = verdicts.recovers(variant, Runs(the_pair, {"ground_truth": 0.05}).rl(), fraction=0.5)
+    assert finding.outcome == "not_exercised", finding.message
+    assert finding.message.startswith(f"incorrect reward was not exercised: {reason}; pair p")
+    assert finding.readouts["incorrect reward"] == {} and finding.runs["incorrect reward"] == 1
 
 
 def test_a_claim_on_clipping_is_not_exercised_where_clipping_did_not_act() -> None:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from harness.cache import out_of_space
-from harness.specs import DataSpec, EvalSpec, PolaritySpec, RewardSpec, RLSpec, Spec, SpecError
+from harness.specs import DataSpec, EvalSpec, NothingToTrain, PolaritySpec, RewardSpec, RLSpec, Spec, SpecError
 from harness.tasks import get_task
 from harness.tasks.base import Problem, Task, seeded_rng
 from harness.tasks.hub import HubTask
@@ -128,7 +128,7 @@ def majority_labels(spec: RLSpec, pool: list[Problem], inputs: Inputs) -> list[P
     if _labels(spec) == "wrong_majority":
         labelled = [p for p in labelled if not task.answers_match(p.label, p.answer)]
     if not labelled:
-        raise SpecError(f"reward: {spec.reward.name} trains on the problems whose majority label is wrong, and "
+        raise NothingToTrain(f"reward: {spec.reward.name} trains on the problems whose majority label is wrong, and "
                         f"the base model's majority answer is right on all {len(pool)} of {spec.task.name}")
     return labelled
 
