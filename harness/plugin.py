@@ -24,6 +24,7 @@ import pytest
 from harness.cache import Cache
 from harness.loading import Pair, load_fixtures
 from harness.planning import GRAPH_ONLY, Planner
+from harness.results import DEFAULT_MAX_SEEDS
 from harness.specs import SpecError
 
 DEFAULT_PAIRS = "fixtures/organisms.yaml"
@@ -157,12 +158,13 @@ def _configure_findings(config: pytest.Config) -> Any:
     from harness import findings as findings_module
 
     path = Path(findings_path)
-    budget, seeds = config.getoption("budget"), config.getoption("seeds")
+    budget, seeds, cap = config.getoption("budget"), config.getoption("seeds"), config.getoption("max_seeds")
     recipes = ",".join(config.getoption("recipe") or ())
     if not path.exists():
         if not update:
             raise pytest.UsageError(f"{path}: findings file not found (create it with --update-findings)")
-        return findings_module.Findings(budget=budget or "standard", seeds=seeds or "auto", recipes=recipes)
+        return findings_module.Findings(budget=budget or "standard", seeds=seeds or "auto", max_seeds=cap,
+                                        recipes=recipes)
     try:
         findings = findings_module.load(path)
     except SpecError as exc:
@@ -172,11 +174,15 @@ def _configure_findings(config: pytest.Config) -> Any:
         raise pytest.UsageError(f"{path} was recorded at budget {findings.budget!r}, not {budget!r}; {fix}")
     if seeds is not None and seeds != findings.seeds:
         raise pytest.UsageError(f"{path} was recorded with --seeds {findings.seeds}, not {seeds}; {fix}")
+    if cap is not None and cap != (findings.max_seeds or DEFAULT_MAX_SEEDS):
+        raise pytest.UsageError(f"{path} was recorded with --max-seeds {findings.max_seeds or DEFAULT_MAX_SEEDS}, "
+                                f"not {cap}; {fix}")
     if recipes and recipes != findings.recipes:
         raise pytest.UsageError(f"{path} was recorded with recipes {findings.recipes or '(the pairs own)'!r}, not "
                                 f"{recipes!r}; {fix}")
     config.option.budget = findings.budget
     config.option.seeds = findings.seeds
+    config.option.max_seeds = findings.max_seeds
     if findings.recipes:
         config.option.recipe = findings.recipes.split(",")
     return findings
@@ -275,7 +281,7 @@ def harness_of(config: pytest.Config) -> Any:
         failed = getattr(config, "workerinput", {}).get("claims_failed", {})
         config.stash[harness_key] = Harness(cache=Cache(config.getoption("claims_cache")),
                                             budget=config.getoption("budget"), seeds=seeds_of(config),
-                                            max_seeds=config.getoption("max_seeds") or 8,
+                                            max_seeds=config.getoption("max_seeds") or DEFAULT_MAX_SEEDS,
                                             failed=dict(failed))
     return config.stash[harness_key]
 

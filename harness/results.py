@@ -37,6 +37,7 @@ from harness.tasks.base import Problem
 # Runs per variant at each sequential look under ``--seeds auto`` (harness.verdicts): a cell inconclusive
 # after the first look gets more runs, up to the last (or ``--max-seeds``).
 AUTO_LOOKS = {"smoke": (1,), "standard": (2, 4, 8), "paper": (2, 4, 8)}
+DEFAULT_MAX_SEEDS = 8  # runs of the last look unless --max-seeds says otherwise
 PLACEHOLDER_LOG_KEYS = ("reward", "reward_std", "frac_reward_zero_std", "entropy", "grad_norm",
                         "clip_ratio/region_mean", "clip_ratio/low_mean", "clip_ratio/high_mean",
                         "completions/mean_length")
@@ -142,7 +143,7 @@ class Harness:
     cache: Cache
     budget: str = "standard"
     seeds: int | None = None  # runs per variant; None: sequential looks (``--seeds auto``)
-    max_seeds: int = 8  # the last look under ``--seeds auto``
+    max_seeds: int = DEFAULT_MAX_SEEDS  # the last look under ``--seeds auto``
     failed: dict[str, str] = field(default_factory=dict)
     recording: Recording | None = None
     pending: bool = False  # this test was given a placeholder (a planning pass)

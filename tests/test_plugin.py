@@ -300,8 +300,14 @@ def test_findings_record_reproduce_flip_and_partial_update(run: Callable[..., py
     ({"budget": "standard", "seeds": 2, "findings": {"t.py::x": "held"}}, [],
      "*f.yaml: findings.t.py::x: unknown verdict 'held'; known: holds, fails, inconclusive, not_exercised"),
     ({"budget": "huge", "seeds": 2}, [], "*f.yaml: top level: unknown budget 'huge'; known: smoke, standard, paper"),
+    ({"budget": "standard", "seeds": "auto", "max_seeds": 4}, ["--max-seeds", "8"],
+     "f.yaml was recorded with --max-seeds 4, not 8; drop the option to use the file's"),
+    ({"budget": "standard", "seeds": "auto"}, ["--max-seeds", "4", "--update-findings"],
+     "f.yaml was recorded with --max-seeds 8, not 4; record another file for it"),
+    ({"budget": "standard", "seeds": 2, "max_seeds": 4}, [],
+     "*f.yaml: top level: field 'max_seeds' = 4: expected a whole number >= 1, with seeds 'auto'"),
 ], ids=["update-without-file", "missing-file", "budget-mismatch", "budget-mismatch-update", "seeds-mismatch",
-        "bad-verdict", "bad-budget"])
+        "bad-verdict", "bad-budget", "cap-mismatch", "cap-mismatch-default", "cap-with-fixed-seeds"])
 def test_findings_usage_errors(run: Callable[..., pytest.RunResult], pytester: pytest.Pytester,
                                findings: dict | None, args: list[str], message: str) -> None:
     if findings is not None:
@@ -339,6 +345,18 @@ def test_findings_file_adopts_budget_and_seeds(run: Callable[..., pytest.RunResu
     result = run("-q", "--findings", "f.yaml", "-k", "holds")
     assert result.ret == 0 and result.parseoutcomes() == {"passed": 2, "deselected": 4}
     assert jobs_counts(result)[1] == 0  # the file's budget and seeds: the module's cached runs
+
+
+def test_findings_record_and_adopt_the_seed_cap(run: Callable[..., pytest.RunResult],
+                                                pytester: pytest.Pytester) -> None:
+    """A file recorded with --max-seeds keeps the cap, and a run checking it uses the cap without the option."""
+    recorded = run("-q", "--budget", "smoke", "--max-seeds", "2", "--findings", "capped.yaml", "--update-findings",
+                   "-k", "holds")
+    assert recorded.ret == 0, recorded.stdout.str()[-2000:]
+    data = yaml.safe_load((pytester.path / "capped.yaml").read_text())
+    assert (data["seeds"], data["max_seeds"]) == ("auto", 2)
+    checked = run("-q", "--findings", "capped.yaml", "-k", "holds")  # no --max-seeds: the file's, no usage error
+    assert checked.ret == 0 and checked.parseoutcomes()["passed"] == 2
 
 
 # ---------------------------------------------------------------- xdist
