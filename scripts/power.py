@@ -2,9 +2,10 @@
 
 The harness's design (harness.simulate.holds_rates): 8 standard-RL runs per pair are the reference
 (no prior, never extended) and the variant's prior; only the variant gets 1, 2, 4 or 8 runs, or
-the looks 2, 4, 8 of ``--seeds auto``.
+the looks of ``--seeds auto`` (2, 4, 8 by default).
 
-Usage: python scripts/power.py [--experiments N] [--seed S]   (docs/statistics.md shows its output)
+Usage: python scripts/power.py [--experiments N] [--seed S] [--looks 2,4,8]   (docs/statistics.md shows its output;
+--looks 2,4 is ``--max-seeds 4``)
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ LEVELS = (0.005, 0.0125, 0.025)  # where the scaled p-values of auto are checked
 
 
 def rates(claim: Claim, worlds: tuple[World, ...], run_sd: float, experiments: int, rng: np.random.Generator,
-          spread: float = 1.0) -> Rates:
+          spread: float = 1.0, looks: tuple[int, ...] = LOOKS) -> Rates:
     """``holds_rates`` with the experiments split evenly over ``worlds``, merged."""
     each = experiments // len(worlds)
-    return Rates.merge([holds_rates(claim, world=w, run_sd=run_sd, seeds=SEEDS, looks=LOOKS, experiments=each,
+    return Rates.merge([holds_rates(claim, world=w, run_sd=run_sd, seeds=SEEDS, looks=looks, experiments=each,
                                     rng=rng, spread=spread) for w in worlds])
 
 
@@ -59,7 +60,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--experiments", type=int, default=3000, help="simulated pairs per table cell")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--looks", default=",".join(map(str, LOOKS)),
+                        help="runs at each look of auto, e.g. 2,4 for --max-seeds 4 (default 2,4,8)")
     args = parser.parse_args()
+    try:
+        looks = tuple(int(n) for n in args.looks.split(","))
+    except ValueError:
+        parser.error(f"--looks: expected whole numbers separated by commas, e.g. 2,4,8; got {args.looks!r}")
+    if list(looks) != sorted(set(looks)) or looks[0] < 1:
+        parser.error(f"--looks: expected increasing whole numbers >= 1; got {args.looks!r}")
     if args.experiments < len(WORLDS):
         parser.error(f"--experiments must be at least {len(WORLDS)}; got {args.experiments}")
     rng, start = np.random.default_rng(args.seed), time.perf_counter()
@@ -72,13 +81,13 @@ def main() -> None:
           f"The harness's design: {CALIBRATION_RUNS} standard-RL runs per pair (true gain 0.05 unless the claim sets "
           f"the reference's) are the reference, judged on their own variance and never extended, and the variant's "
           f"prior; the variant has 1, 2, 4 or 8 runs (one look at 95%) or auto: looks at "
-          f"{', '.join(map(str, LOOKS))} runs with O'Brien–Fleming alpha spending and the futility stop. "
+          f"{', '.join(map(str, looks))} runs with O'Brien–Fleming alpha spending and the futility stop. "
           f"Monte-Carlo standard error at 2.5%: {se:.2f} points (the 5x rows: "
           f"{100 * math.sqrt(0.025 * 0.975 / args.experiments):.2f}).\n")
     claims = boundary_claims()
-    rows = [(f"{c.name}, run sd {sd}", c, rates(c, WORLDS, sd, n, rng)) for sd in RUN_SDS for c in claims]
+    rows = [(f"{c.name}, run sd {sd}", c, rates(c, WORLDS, sd, n, rng, looks=looks)) for sd in RUN_SDS for c in claims]
     middle = (WORLDS[1],)
-    spread = [(f"{c.name}, variant run sd 0.10 vs 0.02", c, rates(c, middle, 0.02, args.experiments, rng, 5.0))
+    spread = [(f"{c.name}, variant run sd 0.10 vs 0.02", c, rates(c, middle, 0.02, args.experiments, rng, 5.0, looks))
               for c in claims if not c.standard]
     print("False \"holds\" (%) with the true effect exactly on the threshold (nominal 2.5); a claim on standard RL "
           "is judged on its 8 runs whatever the seeds; the last rows: a variant whose runs vary 5x as much as "
@@ -93,7 +102,8 @@ def main() -> None:
                            lambda b, gs, a, f=f: recovers(b, gs[0], gs[1], fraction=f, alpha=a)) for f in (0.5, 0.9)]
     power_claims.append(Claim("not worse by 0.02, same gain +0.05", (0.05, 0.05),
                               lambda b, gs, a: not_worse(b, gs[0], gs[1], eps=0.02, alpha=a)))
-    rows = [(f"{c.name}, run sd {sd}", c, rates(c, WORLDS, sd, n, rng)) for sd in RUN_SDS for c in power_claims]
+    rows = [(f"{c.name}, run sd {sd}", c, rates(c, WORLDS, sd, n, rng, looks=looks))
+            for sd in RUN_SDS for c in power_claims]
     print("Power: \"holds\" (%):\n")
     print(table("claim", rows) + "\n")
     print(f"({time.perf_counter() - start:.0f} s)")
