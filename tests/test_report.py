@@ -363,6 +363,17 @@ def test_effects_beyond_the_axis_are_marked_at_the_edge_with_their_value(recorde
     assert "500%" in [t.get_text() for t in ax.texts]
 
 
+def test_wide_intervals_do_not_set_the_axis_of_a_measure(recorded: Any) -> None:
+    """A two-run t interval far beyond pass@k's bounds runs to the panel's edge; the axis follows the estimates."""
+    run, _ = recorded
+    gains = [r for r in run["rows"] if r["measure"] == "gain"]
+    gains[0]["low"], gains[0]["high"] = -3.0, 3.0
+    ax = next(ax for ax in figures(run, []).effect.axes if ax.get_title() == gains[0]["family"])
+    low, high = ax.get_ylim()
+    assert -1.0 <= low < 0 < high <= 1.0
+    assert high - low < 1.0  # the organisms' gains are a few hundredths: the axis is not stretched to +-1
+
+
 # ---------------------------------------------------------------- run records and the latest pointer
 
 

@@ -41,7 +41,9 @@ FONT = {"font.size": 8, "axes.titlesize": 9, "axes.labelsize": 8, "xtick.labelsi
         "legend.fontsize": 8, "figure.titlesize": 9}
 LEGEND_LINE_IN = 0.16  # height of one 8-pt legend line
 LEGEND_CHARS = 24  # legend text wider than this wraps (an effect panel is a third of WIDTH_IN)
-FRACTION_LIMITS = (-1.5, 2.0)  # a fraction of a tiny reference gain can be huge: points beyond are drawn at the edge
+# The y range a measure's panels may span: a fraction of a tiny reference gain can be huge, and a t interval of two
+# runs can pass the bounds of pass@k; points beyond are drawn at the edge with their value.
+MEASURE_LIMITS = {"fraction": (-1.5, 2.0), "gain": (-1.0, 1.0), "difference": (-1.0, 1.0)}
 KS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 MEASURE_LABELS = {"gain": "gain in pass@k", "difference": "gain minus reference gain",
                   "fraction": "share of reference gain"}
@@ -124,19 +126,21 @@ def _panels(m: Matrix) -> list[tuple[str, str, list[dict[str, Any]]]]:
 
 
 def _limits(rows: list[dict[str, Any]], measure: str) -> tuple[float, float]:
+    """The y range of a measure's panels: its estimates (and 0; 1 for shares) with room around them, within
+    MEASURE_LIMITS; intervals wider than that run to the panel's edge, so a few runs' wide intervals do not
+    flatten every estimate of the measure."""
     values = [0.0, 1.0] if measure == "fraction" else [0.0]
-    values += [v for r in rows for v in (_effect(r), number(r, "low"), number(r, "high")) if v is not None]
+    values += [v for r in rows if (v := _effect(r)) is not None]
     low, high = min(values), max(values)
-    if measure == "fraction":
-        low, high = max(low, FRACTION_LIMITS[0]), min(high, FRACTION_LIMITS[1])
-    pad = 0.06 * (high - low or 1.0)
-    return low - pad, high + pad
+    pad = 0.25 * (high - low or 0.1)
+    floor, ceiling = MEASURE_LIMITS.get(measure, (-math.inf, math.inf))
+    return max(low - pad, floor), min(high + pad, ceiling)
 
 
 def effect_figure(m: Matrix, colours: dict[str, str]) -> Any | None:
     """Effect against alignment: a panel per claim family and measure (fractions, gains and differences never
     share an axis; panels of one measure share their y range), one series per claim with interval bars,
-    coloured by variant. Fractions beyond FRACTION_LIMITS are drawn as triangles at the edge, with the value."""
+    coloured by variant. Effects beyond MEASURE_LIMITS are drawn as triangles at the edge, with the value."""
     panels = _panels(m)
     if not panels:
         return None
