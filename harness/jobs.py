@@ -44,12 +44,16 @@ RunGroup = Callable[[list[Any], list[Path], Inputs], list[dict | None]]
 
 @dataclass(frozen=True)
 class JobKind:
-    """One kind of job. ``group_key``: jobs with the same non-None key may run side by side in one
-    process through ``run_group`` (one output directory each)."""
+    """One kind of job. ``check`` raises SpecError for a spec that cannot be built (planning time);
+    ``ready_check`` for one that cannot run given its dependencies' entries (when they are in, before the job
+    joins a group, so that one member's impossibility does not fail its group). ``group_key``: jobs with
+    the same non-None key may run side by side in one process through ``run_group`` (one output directory
+    each)."""
 
     deps: Callable[[Any], tuple[Spec, ...]]
     run: Run
     check: Callable[[Any], None] = lambda spec: None
+    ready_check: Callable[[Any, Inputs], None] = lambda spec, inputs: None
     group_key: Callable[[Any], str | None] = lambda spec: None
     run_group: RunGroup | None = None
 
@@ -100,6 +104,13 @@ def _check_rl(spec: RLSpec) -> None:
     check(spec)
 
 
+def _ready_rl(spec: RLSpec, inputs: Inputs) -> None:
+    """The run's training problems can be chosen (e.g. an incorrect-label reward has a wrong label to train on)."""
+    from harness.rl.runner import select_problems
+
+    select_problems(spec, inputs)
+
+
 def _rl_group_key(spec: RLSpec) -> str | None:
     """Organism RL runs of the batched engine with the same base model, task, recipe, steps and pool size."""
     from harness.rl.batched import group_key
@@ -118,7 +129,8 @@ JOBS: dict[str, JobKind] = {
     "organism": JobKind(deps=lambda spec: (), run=_pretrain),
     "pretrained": JobKind(deps=lambda spec: (), run=_convert),
     "eval": JobKind(deps=lambda spec: _model_deps(spec.model), run=_evaluate, check=_check_eval),
-    "rl": JobKind(deps=_rl_deps, run=_rl, check=_check_rl, group_key=_rl_group_key, run_group=_rl_group),
+    "rl": JobKind(deps=_rl_deps, run=_rl, check=_check_rl, ready_check=_ready_rl, group_key=_rl_group_key,
+                  run_group=_rl_group),
 }
 
 
@@ -142,6 +154,11 @@ def check(spec: Spec) -> None:
 
 def group_key(spec: Spec) -> str | None:
     return JOBS[spec.kind].group_key(spec)
+
+
+def ready_check(spec: Spec, inputs: Inputs) -> None:
+    """Raise SpecError if ``spec`` cannot run on its dependencies' entries ``inputs`` (see ``JobKind``)."""
+    JOBS[spec.kind].ready_check(spec, inputs)
 
 
 def compute(spec: Spec, inputs: Inputs) -> Path:

@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 
 from harness import jobs
 from harness.cache import Cache
-from harness.executors import Backend, payload, resources
+from harness.executors import Backend, one_line, payload, resources
+from harness.jobs import Inputs
 from harness.plan import Graph
 from harness.progress import GraphProgress
 from harness.registry import plugin_sources
+from harness.specs import SpecError
 
 GROUP_CAP = 16  # jobs handed to one worker together at most
 POLL = 1.0  # seconds between progress refreshes while waiting
@@ -59,6 +61,7 @@ class Scheduler:
         self.group_cap = group_cap
         self.progress = GraphProgress(len(graph.todo))
         self.plugins = plugin_sources()
+        self._checked: set[str] = set()
 
     def run(self) -> Outcome:
         graph, outcome = self.graph, Outcome()
@@ -89,6 +92,11 @@ class Scheduler:
 
         try:
             while ready or in_flight:
+                impossible = {k: reason for k in ready if k not in alone and (reason := self._cannot_run(k))}
+                for key, reason in impossible.items():
+                    ready.remove(key)
+                    self.progress.failure(graph.nodes[key].spec.short, reason)
+                    fail(key, reason)
                 ready.sort(key=lambda k: -graph.nodes[k].rank)
                 free = len(ready) if self.backend.capacity is None else self.backend.capacity - len(in_flight)
                 units = [[key] for key in ready if key in alone] + groups([k for k in ready if k not in alone], graph,
@@ -134,6 +142,24 @@ class Scheduler:
         needed = {dep for key in unit for dep in self.graph.nodes[key].deps}
         entries = {dep: self.cache.path(dep) for dep in needed}
         self.backend.submit(unit_id, payload(specs, self.cache, entries, self.plugins), resources(specs[0]))
+
+    def _cannot_run(self, key: str) -> str | None:
+        """The one-line reason a ready job cannot run (its kind's ``ready_check`` on its dependencies' entries),
+        found before it joins a group; None when it can. Checked once per job."""
+        if key in self._checked:
+            return None
+        self._checked.add(key)
+        spec = self.graph.nodes[key].spec
+        if jobs.group_key(spec) is None:
+            return None
+        try:
+            entries = {dep: self.cache.path(dep) for dep in self.graph.nodes[key].deps}
+            jobs.ready_check(spec, Inputs(self.cache, entries))
+        except SpecError as exc:
+            return one_line(exc)
+        except Exception:  # not a verdict on the spec: the job meets it again when it runs, and fails with it
+            return None
+        return None
 
     def _eta(self, done: set[str], failed: dict[str, str], in_flight: dict[int, tuple[list[str], float]],
              pace: float) -> float | None:

@@ -100,9 +100,10 @@ def test_members_of_a_group_each_get_their_own_cache_entry(tmp_path: Path) -> No
         assert (cache.path(member.key) / "model.safetensors").exists()
 
 
-def test_a_failing_member_of_a_group_fails_alone(tmp_path: Path) -> None:
-    """A member whose data selection cannot be served (found only when its job runs: the graph is run without the
-    planning pass's checks) fails the unit; its members then run one by one and the others are computed."""
+def test_a_member_that_cannot_run_is_failed_before_it_joins_a_group(tmp_path: Path) -> None:
+    """A member whose data selection cannot be served (the graph is run without the planning pass's checks) is
+    found by the ready check when its dependencies are in: it fails with its reason, and the others still train
+    as one group (one incorrect-label run with nothing to train on must not send its group's members one by one)."""
     cache = Cache(tmp_path / "cache")
     materialize(ORGANISM, cache)
     good = [rl(seed=s) for s in range(3)]
@@ -111,6 +112,8 @@ def test_a_failing_member_of_a_group_fails_alone(tmp_path: Path) -> None:
     outcome = Scheduler(build([*good, bad], cache), LocalWorkers(2, tmp_path / "logs"), cache).run()
     assert set(outcome.failed) == {bad.key} and "needs more than the 86 training problems" in outcome.failed[bad.key]
     assert all(cache.contains(spec) for spec in good) and sorted(outcome.computed) == sorted(s.key for s in good)
+    assert len({outcome.timings[spec.key] for spec in good}) == 1  # one unit
+    assert all(manifest(cache, spec.key)["group_size"] == 3 for spec in good)
 
 
 # ---------------------------------------------------------------- in a pytest session
