@@ -13,7 +13,7 @@ from harness.specs import DataSpec
 FRACTION = 0.9
 
 pytestmark = pytest.mark.claim(
-    "one-shot", source="Wang et al. 2025, arXiv 2504.20571",
+    "one-shot", source="Wang et al. 2025, arXiv 2504.20571", pattern="high-alignment",
     published=["Qwen2.5-Math-1.5B, MATH500 36.0 -> 73.6 with one example, 73.6 with 1.2k examples",
                {"text": "Qwen2.5-7B MATH500: base 40.8, ground truth 71.0, one-shot 65.2 "
                          "(secondary summary, to be checked against the PDF)",

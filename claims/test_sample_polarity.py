@@ -22,12 +22,14 @@ pytestmark = pytest.mark.claim(
                 "source": "Wu et al. 2025, arXiv 2508.21188"}])
 
 
+@pytest.mark.claim(pattern="high-alignment")
 @pytest.mark.parametrize("polarity", ["nsr", "nsr_pm1", "w_reinforce"])
 def test_negative_samples_match_standard_rl(pair, rl, claim, polarity):
     """Training only on wrong samples recovers at least 90% of standard RL's pass@1 gain."""
     claim.recovers(rl(pair, polarity=polarity), rl(pair), fraction=FRACTION, k=1)
 
 
+@pytest.mark.claim(pattern="high-alignment")
 @pytest.mark.parametrize("polarity", ["nsr", "nsr_pm1", "w_reinforce"])
 def test_negative_samples_keep_pass_at_large_k(pair, rl, claim, polarity):
     """Training only on wrong samples does not narrow the model: pass@K stays, and is no worse than standard RL's."""

@@ -13,7 +13,7 @@ import pytest
 FRACTION = 0.5
 
 pytestmark = pytest.mark.claim(
-    "spurious", source="Shao et al. 2025, arXiv 2506.10947",
+    "spurious", source="Shao et al. 2025, arXiv 2506.10947", pattern="high-alignment",
     published=["Qwen2.5-Math-7B, MATH500 absolute gain: ground truth +28.8, majority vote +26.5, incorrect +24.6, "
                "random +21.4, format +16.4; Llama3 and OLMo2 gain little or lose",
                {"text": "Qwen2.5-7B MATH500: base 40.8, ground truth 71.0, random 57.5, incorrect 57.0; "

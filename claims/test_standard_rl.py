@@ -7,7 +7,7 @@ low alignment alike. Threshold: the pass@1 gain's 95% CI lies above 0.
 import pytest
 
 pytestmark = pytest.mark.claim(
-    "standard", source="control in all papers; arXiv 2508.21188",
+    "standard", source="control in all papers; arXiv 2508.21188", pattern="everywhere",
     published=[{"text": "Qwen2.5-Math-7B, MATH500 absolute gain +28.8", "source": "Shao et al. 2025, arXiv 2506.10947"},
                {"text": "Qwen2.5-7B MATH500: base 40.8, ground truth 71.0 "
                          "(secondary summary, to be checked against the PDF)",

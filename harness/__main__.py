@@ -7,14 +7,27 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
 from harness.cache import Cache, JobError
 from harness.registry import load_plugins
+from harness.report.matrix import HIGH_ALIGNMENT
 from harness.specs import SpecError
 
 DEFAULT_PAIRS = "fixtures/organisms.yaml"
+
+
+def _share(value: str) -> float:
+    """A number in (0, 1], for argparse."""
+    try:
+        share = float(value)
+    except ValueError:
+        share = math.nan
+    if not 0 < share <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {value!r}")
+    return share
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -26,7 +39,8 @@ def _report(args: argparse.Namespace) -> int:
     except RunFileError as exc:
         print(f"python -m harness report: {exc}", file=sys.stderr)
         return 2
-    md, page = render(run, cache.root, Path(args.out) if args.out else Path("reports") / run["id"])
+    md, page = render(run, cache.root, Path(args.out) if args.out else Path("reports") / run["id"],
+                      high_alignment=args.high_alignment)
     print(f"report: {md} and {page}")
     return 0
 
@@ -78,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--out", default=None, help="output directory (default: reports/<run id>/)")
     report.add_argument("--run", default=None,
                         help="a recorded run (<cache>/runs/run-*.json; default: the one that finished last)")
+    report.add_argument("--high-alignment", type=_share, default=HIGH_ALIGNMENT, metavar="X",
+                        help="base pass@K from which a pair counts as highly aligned when verdicts are read against "
+                             f"the paper's pattern (default {HIGH_ALIGNMENT}; the paper gives no number)")
     report.set_defaults(func=_report)
     align = sub.add_parser("align", parents=[common], help="measure the alignment of every pair in fixtures files")
     align.add_argument("files", nargs="*", metavar="FILE", help=f"fixtures files (default: {DEFAULT_PAIRS})")

@@ -107,9 +107,10 @@ def seeds_of(config: pytest.Config) -> int | None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "claim(family, source, published=[...], text=...): a claim about RL, with "
-                                       "its source, published numbers and the claim in words (default: the test's "
-                                       "docstring, first line)")
+    config.addinivalue_line("markers", "claim(family, source, published=[...], text=..., pattern=...): a claim about "
+                                       "RL, with its source, published numbers, the claim in words (default: the "
+                                       "test's docstring, first line) and where the paper finds it holds "
+                                       "('high-alignment' or 'everywhere')")
     config.addinivalue_line("markers", "slow: needs a real pretrained model or minutes of CPU")
     config.addinivalue_line("markers", "gpu: needs a CUDA GPU")
     config.pluginmanager.register(Recorder(config), "claims-recorder")
@@ -333,12 +334,12 @@ class Claim:
 
     def _settle(self, finding: Any) -> None:
         __tracebackhide__ = True
-        marker = self.node.get_closest_marker("claim")
+        markers = list(self.node.iter_markers("claim"))
         params = dict(self.node.callspec.params) if hasattr(self.node, "callspec") else {}
         pairs = [v for v in params.values() if isinstance(v, Pair)]
         rest = [str(v) for v in params.values() if not isinstance(v, Pair)]
         label = self.node.originalname + (f"[{'-'.join(rest)}]" if rest else "")
-        record = {**finding.to_dict(), "claim": label, **claim_fields(marker, self.node.function),
+        record = {**finding.to_dict(), "claim": label, **claim_fields(markers, self.node.function),
                   "pair": pairs[0].id if pairs else "", "recipe": pairs[0].recipe.name if pairs else ""}
         self.node.user_properties.append((FINDING, record))
         if finding.outcome == "fails":
@@ -407,11 +408,17 @@ class Claim:
                                                  mechanism=mechanism))
 
 
-def claim_fields(marker: pytest.Mark | None, function: Callable[..., Any]) -> dict[str, Any]:
-    """What a finding records of its claim: ``family``, ``source``, ``claim_text`` (the marker's ``text``, else the
-    first line of the test's docstring) and ``published`` ([{"text", "source"}]; a plain string in the marker's
-    ``published`` list takes the marker's source)."""
-    kwargs = marker.kwargs if marker else {}
+PATTERNS = ("high-alignment", "everywhere")
+
+
+def claim_fields(markers: list[pytest.Mark], function: Callable[..., Any]) -> dict[str, Any]:
+    """What a finding records of its claim, from its ``claim`` markers (the closest first; a test's own marker
+    adds to or overrides its module's): ``family``, ``source``, ``claim_text`` (the marker's ``text``, else the
+    first line of the test's docstring), ``published`` ([{"text", "source"}]; a plain string in the marker's
+    ``published`` list takes the marker's source) and ``pattern``: where arXiv 2508.21188 finds the claim holds,
+    ``high-alignment`` (only there) or ``everywhere``; "" when the paper does not say."""
+    kwargs = {k: v for marker in reversed(markers) for k, v in marker.kwargs.items()}
+    family = next((marker.args[0] for marker in markers if marker.args), "")
     doc = (function.__doc__ or "").strip()
     text = kwargs.get("text") or (doc.splitlines()[0] if doc else "")
     source = kwargs.get("source", "")
@@ -423,8 +430,11 @@ def claim_fields(marker: pytest.Mark | None, function: Callable[..., Any]) -> di
             raise ValueError(f"claim marker of {function.__name__}: each published entry is a str or "
                              f"{{'text': ..., 'source': ...}}, got {item!r}")
         published.append({"text": item["text"], "source": item.get("source", source)})
-    return {"family": marker.args[0] if marker and marker.args else "", "source": source, "claim_text": text,
-            "published": published}
+    pattern = kwargs.get("pattern", "")
+    if pattern not in ("", *PATTERNS):
+        raise ValueError(f"claim marker of {function.__name__}: pattern is one of {', '.join(PATTERNS)}, "
+                         f"got {pattern!r}")
+    return {"family": family, "source": source, "claim_text": text, "published": published, "pattern": pattern}
 
 
 @pytest.fixture

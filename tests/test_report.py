@@ -183,22 +183,31 @@ def test_missing_fields_show_nothing_and_vacuous_reads_not_exercised(tmp_path: P
     assert "jobs: 1 unique; 0 computed" in page and "<pre>" not in page
 
 
-def test_two_recipes_split_a_pair_into_columns(tmp_path: Path, recorded: Any) -> None:
+def recipe_tables(page: str) -> list[tuple[str, list[str]]]:
+    """The matrix's tables of a multi-recipe run: (recipe, the pairs of its header)."""
+    return [(recipe, [h.split("pass@1")[0] for h in MatrixTable(table).heads[1:]])
+            for recipe, table in re.findall(r"<h3>Recipe <code>([^<]*)</code></h3>(<table class='matrix'.*?</table>)",
+                                            page, flags=re.DOTALL)]
+
+
+def test_two_recipes_give_a_table_each(tmp_path: Path, recorded: Any) -> None:
     run, _ = recorded
     extra = [dict(r, recipe="batched-v2") for r in run["rows"] if r["pair"] == "arith-high"]
     run["rows"] += extra
-    heads = MatrixTable(render(tmp_path, run)[1]).heads[1:]
-    assert {h.split("pass@1")[0] for h in heads} == {"logic-low@organism", "arith-high@organism",
-                                                     "arith-high@batched-v2"}
+    md_text, page = render(tmp_path, run)
+    assert recipe_tables(page) == [("batched-v2", ["arith-high"]), ("organism", ["logic-low", "arith-high"])]
+    assert "### Recipe batched-v2\n\n| family | claim | arith-high (pass@1=0.71, pass@64=0.99) |" in md_text
 
 
-def test_ids_that_name_their_recipe_are_not_suffixed_again(tmp_path: Path, recorded: Any) -> None:
+def test_ids_that_name_their_recipe_are_shown_without_it(tmp_path: Path, recorded: Any) -> None:
     run, _ = recorded
     rows = [r for r in run["rows"] if r["pair"] == "arith-high"]
     run["rows"] = ([dict(r, pair="arith-high@organism") for r in rows]
                    + [dict(r, pair="arith-high@organism-shao", recipe="organism-shao") for r in rows])
-    heads = MatrixTable(render(tmp_path, run)[1]).heads[1:]
-    assert [h.split("pass@1")[0] for h in heads] == ["arith-high@organism", "arith-high@organism-shao"]
+    page = render(tmp_path, run)[1]
+    assert recipe_tables(page) == [("organism", ["arith-high"]), ("organism-shao", ["arith-high"])]
+    for key in ("arith-high@organism", "arith-high@organism-shao"):  # the header's hover names the id in full
+        assert f"<th scope='col' title='{key}'>arith-high<" in page
 
 
 # Readouts of one strategy-organism run as harness.readouts records them (abridged from a smoke run).
@@ -489,6 +498,120 @@ def test_a_session_records_its_command_quoted_and_points_latest_at_it(pytester: 
     assert " -k 'a or b'" in record["command"]  # shell quoting kept
     assert [r["claim"] for r in record["rows"]] == ["test_agrees[a]", "test_agrees[b]"]
     assert record["id"] == latest_path(cache).stem and record["finished"] > 0
+
+
+MARKED = """
+import pytest
+from harness.verdicts import Finding
+
+pytestmark = pytest.mark.claim("fam", source="src", published=["p"])
+
+def finding(outcome):
+    return Finding(outcome, "m", 0.1, 0.0, 0.2, 0.0, {"pass@1": 0.1, "pass@8": 0.5})
+
+@pytest.mark.claim(pattern="high-alignment")
+def test_marked(claim):
+    claim.record(finding("holds"))
+
+def test_unmarked(claim):
+    claim.record(finding("holds"))
+
+@pytest.mark.claim(pattern="sometimes")
+def test_misspelt(claim):
+    claim.record(finding("holds"))
+"""
+
+
+def test_a_tests_claim_marker_adds_its_pattern_to_the_modules(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\n")
+    pytester.makepyfile(test_claims=MARKED)
+    cache = pytester.path / "cache"
+    result = pytester.runpytest("-p", "harness.plugin", "-p", "no:cacheprovider", f"--claims-cache={cache}")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["*ValueError: claim marker of test_misspelt: pattern is one of high-alignment, "
+                                 "everywhere, got 'sometimes'"])
+    rows = {r["claim"]: r for r in load_run(latest_path(cache))["rows"]}
+    assert rows["test_marked"]["pattern"] == "high-alignment" and rows["test_unmarked"]["pattern"] == ""
+    assert all(r["family"] == "fam" and r["source"] == "src" and r["published"] == [{"text": "p", "source": "src"}]
+               for r in rows.values())
+
+
+# ---------------------------------------------------------------- the paper's pattern
+
+# As the claim markers under claims/ set them.
+PATTERNS = {"standard": "everywhere", "spurious": "high-alignment", "self-reward": "high-alignment"}
+SPURIOUS = "test_spurious_reward_recovers_most_of_the_gain[{}]"
+MAJORITY = "test_majority_vote_recovers_most_of_the_gain"
+
+
+def with_patterns(run: dict[str, Any]) -> dict[str, Any]:
+    for row in run["rows"]:
+        row["pattern"] = PATTERNS.get(row["family"], "")
+    return run
+
+
+def test_verdicts_are_read_against_the_papers_pattern(recorded: Any) -> None:
+    """logic-low (base pass@64 0.69) is below the default 0.9 and arith-high (0.99) above it."""
+    run, _ = recorded
+    m = build_matrix(with_patterns(run)["rows"])
+    reading = {(r["pair"], r["claim"]): m.against_paper(r) for r in m.rows}
+    assert reading[("logic-low", "test_standard_rl_improves_pass_at_1")] == "agrees"  # holds, as everywhere
+    assert reading[("arith-high", SPURIOUS.format("random"))] == "differs"  # fails where it should hold
+    assert reading[("logic-low", SPURIOUS.format("random"))] == "agrees"  # fails where it should not hold
+    assert reading[("logic-low", MAJORITY)] == "differs"  # holds at low alignment
+    assert reading[("arith-high", MAJORITY)] == "undecided"  # inconclusive
+    assert {reading[k] for k in reading if k[1].startswith(("test_base_model", "test_positive"))} == {None}
+    lines = {line.claim: line for line in m.pattern_lines()}
+    assert set(lines) == {r["claim"] for r in m.rows if r["pattern"]}
+    assert (lines[SPURIOUS.format("random")].agrees, lines[SPURIOUS.format("random")].differs) == (
+        ["logic-low"], ["arith-high"])
+    assert (lines[MAJORITY].differs, lines[MAJORITY].undecided) == (["logic-low"], ["arith-high"])
+    [standard] = [r for r in run["rows"] if r["pair"] == "arith-high" and r["family"] == "standard"]
+    standard["adjusted"] = "inconclusive"  # the family-wise adjustment undecides one of the two agreements
+    m = build_matrix(run["rows"])
+    assert m.against_paper(m.cells[(standard["claim"], "arith-high")], adjusted=True) == "undecided"
+    line = next(line for line in m.pattern_lines() if line.claim == standard["claim"])
+    assert (len(line.agrees), line.agrees_adjusted, line.differs_adjusted) == (2, 1, 0)
+    lowered = build_matrix(run["rows"], high_alignment=0.5)  # now logic-low is highly aligned too
+    assert lowered.against_paper(lowered.cells[(SPURIOUS.format("random"), "logic-low")]) == "differs"
+    assert lowered.against_paper(lowered.cells[(MAJORITY, "logic-low")]) == "agrees"
+
+
+def test_the_report_marks_cells_and_sums_up_the_pattern_per_recipe(tmp_path: Path, recorded: Any) -> None:
+    run, _ = recorded
+    run = with_patterns(run)
+    run["rows"] += [dict(r, recipe="organism-shao") for r in run["rows"] if r["pair"] == "arith-high"]
+    md_text, page = render(tmp_path, run)
+    cells = {c["title"].splitlines()[-1]: c for c in MatrixTable(page).cells if c["title"]}
+    standard = [c for t, c in cells.items() if "test_standard_rl" in t]
+    assert standard and all(c["text"].startswith("holds ✓") for c in standard)
+    assert all(c["title"].startswith("paper's pattern: holds everywhere: agrees") for c in standard)
+    [random_low] = [c for t, c in cells.items() if "spurious_reward" in t and "logic-low-random" in t]
+    assert random_low["text"].startswith("FAILS ✓")
+    assert "paper's pattern: holds only at high alignment (base pass@K ≥ 0.90): agrees" in random_low["title"]
+    section = page.split("<h2>Against the paper's pattern</h2>")[1].split("<h2>")[0]
+    rows = re.findall(r"<tr><td>(.*?)</td></tr>", section, flags=re.DOTALL)
+    assert len(rows) == 7 * 2  # 3 spurious, 3 self-reward and the standard-RL claim, under two recipes
+    assert "<code>organism-shao</code></td><td>holds only at high alignment" in section
+    assert ("| Standard RL with the true reward raises pass@1 | organism | holds everywhere | 2 (2): logic-low, "
+            "arith-high | 0 (0) | 0 |") in md_text
+    assert "fails ✗ " in md_text and "holds ✓ " in md_text
+
+
+def test_the_report_command_takes_the_high_alignment_threshold(tmp_path: Path, recorded: Any,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    run, _ = recorded
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(with_patterns(run)))
+    assert harness_main(["report", "--run", str(path), "--out", str(tmp_path / "out"), "--claims-cache",
+                         str(tmp_path / "cache"), "--high-alignment", "0.5"]) == 0
+    md_text = (tmp_path / "out" / "report.md").read_text()
+    assert "base pass@K ≥ 0.50" in md_text
+    assert ("| Majority-vote reward without labels recovers at least half of the true-reward gain | holds only "
+            "at high alignment (base pass@K ≥ 0.50) | 1 (1): logic-low | 0 (0) | 1: arith-high |") in md_text
+    with pytest.raises(SystemExit):
+        harness_main(["report", "--run", str(path), "--high-alignment", "0"])
+    assert "argument --high-alignment: expected a number in (0, 1], got '0'" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- looking at it

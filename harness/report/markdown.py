@@ -7,6 +7,8 @@ import re
 from typing import Any
 
 from harness.report.matrix import (
+    PATTERN_INTRO,
+    Column,
     Matrix,
     adjusted_changes,
     claim_words,
@@ -14,6 +16,7 @@ from harness.report.matrix import (
     estimate_text,
     interval_text,
     jobs_line,
+    pattern_words,
     split_label,
     text,
 )
@@ -36,25 +39,59 @@ def code_block(value: str) -> str:
     return f"{fence}\n{value}\n{fence}"
 
 
-def cell(row: dict[str, Any] | None) -> str:
+PAPER_MARK = {"agrees": " ✓", "differs": " ✗"}
+
+
+def cell(row: dict[str, Any] | None, reading: str | None = None) -> str:
     if row is None:
         return "–"
-    words = [md(row["outcome"] or "?"), md(estimate_text(row)), md(interval_text(row))]
+    words = [md(row["outcome"] or "?") + PAPER_MARK.get(reading or "", ""), md(estimate_text(row)),
+             md(interval_text(row))]
     if adjusted_changes(row):
         words.append(f"(adjusted: {md(row['adjusted'])})")
     return " ".join(w for w in words if w)
 
 
 def matrix_markdown(m: Matrix) -> str:
-    headers = [md(column_header(c)) for c in m.columns]
+    """The matrix: one table per recipe when the run used several, each headed by its recipe."""
+    return "\n\n".join((f"### Recipe {md(recipe)}\n\n" if recipe else "") + matrix_table(m, columns)
+                       for recipe, columns in m.recipes)
+
+
+def matrix_table(m: Matrix, columns: list[Column]) -> str:
+    headers = [md(column_header(c)) for c in columns]
     out = ["| family | claim | " + " | ".join(headers) + " |", "|---" * (len(headers) + 2) + "|"]
     for family in m.families:
         for claim in family.claims:
             row = m.first(claim)
+            cells = [m.cells.get((claim, c.key)) for c in columns]
+            if not any(cells):
+                continue
             params = split_label(claim)[1]
             name = md(claim_words(row)) + (f" ({md(params)})" if params else "")
             out.append(f"| {md(family.title)} | {name} | "
-                       + " | ".join(cell(m.cells.get((claim, c.key))) for c in m.columns) + " |")
+                       + " | ".join(cell(r, m.against_paper(r) if r else None) for r in cells) + " |")
+    return "\n".join(out)
+
+
+def pattern_markdown(m: Matrix) -> str:
+    """Each claim with a pattern, per recipe: the pairs whose verdict agrees, differs, or is undecided."""
+    lines = m.pattern_lines()
+    if not lines:
+        return ""
+    recipes = any(line.recipe for line in lines)
+    out = ["| claim | " + ("recipe | " if recipes else "") + "the paper | agrees ✓ | differs ✗ | undecided |",
+           "|---" * (5 + recipes) + "|"]
+    for line in lines:
+        params = split_label(line.claim)[1]
+        name = md(claim_words(m.first(line.claim))) + (f" ({md(params)})" if params else "")
+        out.append(f"| {name} | " + (f"{md(line.recipe)} | " if recipes else "")
+                   + f"{md(pattern_words(line.pattern, m.high_alignment))} | "
+                   + " | ".join(f"{len(pairs)}" + (f" ({adjusted})" if adjusted is not None else "")
+                                + (f": {md(', '.join(pairs))}" if pairs else "")
+                                for pairs, adjusted in ((line.agrees, line.agrees_adjusted),
+                                                        (line.differs, line.differs_adjusted),
+                                                        (line.undecided, None))) + " |")
     return "\n".join(out)
 
 
@@ -111,13 +148,17 @@ def setup_lines(run: dict[str, Any]) -> list[str]:
 
 def report_markdown(run: dict[str, Any], m: Matrix) -> str:
     readouts = readouts_markdown(m)
+    pattern = pattern_markdown(m)
     parts = [
         "# Claims x pairs", *setup_lines(run),
         "Columns are pairs sorted by alignment (the base model's pass@1 and pass@K). A cell gives the verdict, "
         "the estimate and its interval (95%, or the deciding look's level; a percentage is a share of the "
         "reference's gain, a signed number a pass@k difference) and the verdict after the family-wise "
-        "adjustment where it differs. A claim that fails on a low-alignment pair is a finding, not a bug.",
+        "adjustment where it differs; ✓ / ✗ mark a verdict that agrees / differs with the paper's pattern. A "
+        "claim that fails on a low-alignment pair is a finding, not a bug.",
         "## Matrix", matrix_markdown(m),
+        *(["## Against the paper's pattern", PATTERN_INTRO.format(
+            t=m.high_alignment, command="`python -m harness report --high-alignment X`"), pattern] if pattern else []),
         "## Findings by family", findings_markdown(m),
         *(["## Mechanism readouts", readouts] if readouts else []),
     ]

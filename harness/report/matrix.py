@@ -1,7 +1,7 @@
 """The claims x pairs matrix as data: rows normalised, claims grouped by family, columns ordered by alignment.
 
 A run record's rows are the claim tests' findings. Only ``claim``, ``pair`` and ``outcome`` are required;
-every other field (``claim_text``, ``family``, ``source``, ``published``, ``recipe``, ``adjusted``,
+every other field (``claim_text``, ``family``, ``source``, ``published``, ``pattern``, ``recipe``, ``adjusted``,
 ``estimate``/``low``/``high``, ``measure``, ``alignment``, ``runs``, ``readouts``...) is shown when present
 and left out when missing or malformed.
 """
@@ -19,6 +19,17 @@ OUTCOMES = ("holds", "fails", "inconclusive", "not_exercised")
 SHORT = {"holds": "holds", "fails": "FAILS", "inconclusive": "incon.", "not_exercised": "not ex."}
 RENAMED = {"vacuous": "not_exercised"}  # outcome names of earlier records
 MEASURES = ("gain", "difference", "fraction")
+# Base pass@K at or above which a pair counts as highly aligned when a run is read against the paper's pattern.
+# arXiv 2508.21188 publishes no number; 0.9 puts every organism built as "-high" (0.91-0.98) and the strategy
+# pairs (1.00) above it and every "-low" one (0.48-0.78) below. `python -m harness report --high-alignment X`.
+HIGH_ALIGNMENT = 0.9
+PATTERN_INTRO = (
+    "arXiv 2508.21188 finds that the surprising claims (spurious rewards and self-rewards, one-shot RL, training on "
+    "negative samples) hold only where the base model is already highly aligned with the task, and that standard "
+    "RL works everywhere. Here a pair counts as highly aligned from base pass@K ≥ {t:.2f} (the paper gives no "
+    "number: {command}). A verdict of holds or fails agrees or differs with the pattern; inconclusive and not "
+    "exercised are undecided. Verdicts as decided alone; in brackets, how many agree or differ after the "
+    "family-wise adjustment.")
 PUBLISHED_FILE = Path(__file__).with_name("published.yaml")
 
 
@@ -98,6 +109,11 @@ class Column:
     alignment: dict[str, float]
 
     @property
+    def name(self) -> str:
+        """The pair without the ``@RECIPE`` that ``--recipe`` adds to its id."""
+        return self.pair.removesuffix(f"@{self.recipe}") if self.recipe else self.pair
+
+    @property
     def order(self) -> tuple[float, str]:
         value = alignment_value(self.alignment)
         return (math.inf if math.isnan(value) else value, self.key)
@@ -118,6 +134,41 @@ class Family:
 
 
 @dataclass(frozen=True)
+class PatternLine:
+    """One claim under one recipe read against the paper's pattern: the pairs in each reading of the verdicts
+    decided alone, and how many agree and differ after the family-wise adjustment."""
+
+    family: str
+    claim: str
+    recipe: str
+    pattern: str
+    agrees: list[str]
+    differs: list[str]
+    undecided: list[str]
+    agrees_adjusted: int
+    differs_adjusted: int
+
+
+def paper_expects(row: dict[str, Any], high_alignment: float) -> str | None:
+    """The verdict the paper's pattern predicts for a row: 'holds' for a claim that holds everywhere, and for one
+    that holds at high alignment on a pair whose base pass@K reaches ``high_alignment``; 'fails' for the latter on
+    a pair below it; None for a claim without a pattern, or a pair without a measured alignment."""
+    pattern = text(row, "pattern")
+    if pattern == "everywhere":
+        return "holds"
+    big = alignment_k(mapping(row, "alignment"))
+    if pattern != "high-alignment" or big is None:
+        return None
+    return "holds" if big[1] >= high_alignment else "fails"
+
+
+def pattern_words(pattern: str, high_alignment: float) -> str:
+    """'holds only at high alignment (base pass@K >= 0.90)' or 'holds everywhere'."""
+    return (f"holds only at high alignment (base pass@K ≥ {high_alignment:.2f})" if pattern == "high-alignment"
+            else "holds everywhere")
+
+
+@dataclass(frozen=True)
 class Matrix:
     """Claims (rows, grouped by family) x columns (sorted by alignment) of normalised findings."""
 
@@ -125,10 +176,51 @@ class Matrix:
     columns: list[Column]
     cells: dict[tuple[str, str], dict[str, Any]]
     rows: list[dict[str, Any]]
+    high_alignment: float = HIGH_ALIGNMENT
 
     @property
     def claims(self) -> list[str]:
         return [claim for family in self.families for claim in family.claims]
+
+    @property
+    def recipes(self) -> list[tuple[str, list[Column]]]:
+        """The columns by recipe (sorted by name; each group in the matrix's order), or one group of every column
+        named "" when the run used a single recipe."""
+        if len({c.recipe for c in self.columns}) <= 1:
+            return [("", self.columns)]
+        groups: dict[str, list[Column]] = {}
+        for column in self.columns:
+            groups.setdefault(column.recipe, []).append(column)
+        return sorted(groups.items())
+
+    def against_paper(self, row: dict[str, Any], adjusted: bool = False) -> str | None:
+        """How a cell reads against the paper's pattern (arXiv 2508.21188): 'agrees' or 'differs' where the
+        verdict (decided alone, or after the family-wise adjustment where the row has one) is holds or fails,
+        'undecided' where it is neither; None for a claim without a pattern."""
+        expected = paper_expects(row, self.high_alignment)
+        if expected is None:
+            return None
+        verdict = row["adjusted"] or row["outcome"] if adjusted else row["outcome"]
+        if verdict not in ("holds", "fails"):
+            return "undecided"
+        return "agrees" if verdict == expected else "differs"
+
+    def pattern_lines(self) -> list[PatternLine]:
+        """Per claim with a pattern and per recipe: the pairs whose verdict agrees, differs, or is undecided."""
+        lines = []
+        for family in self.families:
+            for claim in family.claims:
+                for recipe, columns in self.recipes:
+                    cells = [(c.pair, self.cells[(claim, c.key)]) for c in columns if (claim, c.key) in self.cells]
+                    reading = {pair: self.against_paper(row) for pair, row in cells}
+                    if not any(reading.values()):
+                        continue
+                    adjusted = [self.against_paper(row, adjusted=True) for _, row in cells]
+                    lines.append(PatternLine(family.title, claim, recipe, text(cells[0][1], "pattern"),
+                                             *([p for p, r in reading.items() if r == kind]
+                                               for kind in ("agrees", "differs", "undecided")),
+                                             adjusted.count("agrees"), adjusted.count("differs")))
+        return lines
 
     def first(self, claim: str) -> dict[str, Any]:
         """The claim's first row: what it says, its family and source."""
@@ -142,8 +234,9 @@ def column_key(row: dict[str, Any], multi_recipe: bool) -> str:
     return f"{pair}@{recipe}" if multi_recipe and recipe and not pair.endswith(f"@{recipe}") else pair
 
 
-def build_matrix(rows: list[dict[str, Any]]) -> Matrix:
-    """The matrix of a run's rows: families in the order of their test files, claims in order within them."""
+def build_matrix(rows: list[dict[str, Any]], high_alignment: float = HIGH_ALIGNMENT) -> Matrix:
+    """The matrix of a run's rows: families in the order of their test files, claims in order within them;
+    ``high_alignment`` is the base pass@K from which a pair counts as highly aligned (the paper's pattern)."""
     ordered = sorted((normalise(r) for r in rows), key=lambda r: (text(r, "nodeid").split("::")[0], r["claim"]))
     multi_recipe = len({text(r, "recipe") for r in ordered}) > 1
     columns: dict[str, Column] = {}
@@ -159,7 +252,7 @@ def build_matrix(rows: list[dict[str, Any]]) -> Matrix:
             claims.append(row["claim"])
     families = [_family(name, claims, ordered) for name, claims in by_family.items()]
     return Matrix(families=families, columns=sorted(columns.values(), key=lambda c: c.order), cells=cells,
-                  rows=ordered)
+                  rows=ordered, high_alignment=high_alignment)
 
 
 def _family(name: str, claims: list[str], rows: list[dict[str, Any]]) -> Family:
@@ -211,9 +304,9 @@ def _fmt(value: float, measure: str) -> str:
 
 
 def column_header(column: Column) -> str:
-    """'arith-high (pass@1=0.31, pass@64=0.92)'."""
+    """'arith-high (pass@1=0.31, pass@64=0.92)' (the pair without its recipe: that is the table's)."""
     parts = [f"{k}={v:.2f}" for k, v in column.alignment.items() if isinstance(v, int | float) and math.isfinite(v)]
-    return f"{column.key} ({', '.join(parts)})" if parts else column.key
+    return f"{column.name} ({', '.join(parts)})" if parts else column.name
 
 
 def adjusted_changes(row: dict[str, Any]) -> bool:

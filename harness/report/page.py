@@ -11,6 +11,7 @@ from typing import Any
 
 from harness.report.matrix import (
     OUTCOMES,
+    PATTERN_INTRO,
     SHORT,
     Column,
     Matrix,
@@ -23,6 +24,7 @@ from harness.report.matrix import (
     interval_text,
     jobs_line,
     number,
+    pattern_words,
     split_label,
     text,
 )
@@ -51,7 +53,10 @@ table.matrix{border-collapse:collapse;table-layout:fixed;width:100%}
 .matrix td a{color:inherit;text-decoration:none;display:block}
 .matrix td .v{font-weight:600}.matrix td .i{color:#333;font-size:11px}
 .matrix td.changed{outline:2px dashed #333;outline-offset:-3px}.matrix td .adj{font-size:11px;font-weight:600}
-.matrix td.none{background:#fff;color:#aaa}
+.matrix td.none{background:#fff;color:#aaa}.matrix td .pp{font-weight:700}
+table.pattern{border-collapse:collapse;width:100%;table-layout:fixed;font-size:12px}
+.pattern th,.pattern td{border-bottom:1px solid #ddd;padding:3px 6px;text-align:left;vertical-align:top;
+ overflow-wrap:anywhere}.pattern th{background:#eef0f3}
 .holds{background:var(--holds)}.fails{background:var(--fails)}.inconclusive{background:var(--inconclusive)}
 .not_exercised{background:var(--not_exercised)}.other{background:var(--other)}
 .label{display:block;color:#666;margin-top:1px}
@@ -92,27 +97,34 @@ def swatch(colour: str) -> str:
 
 
 def column_head(column: Column) -> str:
+    """The pair (its recipe is the table's), with the base model's pass@1 and pass@K."""
     parts = [f"pass@1 {column.alignment['pass@1']:.2f}"] if number(column.alignment, "pass@1") is not None else []
     big = alignment_k(column.alignment)
     if big is not None:
         parts.append(f"{big[0]} {big[1]:.2f}")
-    name = e(column.pair) + (f"<br>@{e(column.recipe)}" if column.key != column.pair else "")
-    return f"<th scope='col' title='{e(column.key)}'>{name}<span class='al'>{'<br>'.join(map(e, parts))}</span></th>"
+    return (f"<th scope='col' title='{e(column.key)}'>{e(column.name)}"
+            f"<span class='al'>{'<br>'.join(map(e, parts))}</span></th>")
 
 
-def matrix_cell(row: dict[str, Any] | None, anchor: str) -> str:
+PAPER_MARK = {"agrees": "✓", "differs": "✗"}
+
+
+def matrix_cell(m: Matrix, row: dict[str, Any] | None, anchor: str) -> str:
     if row is None:
         return "<td class='none' title='not run on this pair'>–</td>"
     name = row["outcome"] or "?"
     classes = _outcome_class(row["outcome"]) + (" changed" if adjusted_changes(row) else "")
-    body = [f"<span class='v'>{e(SHORT.get(name, name))}</span>"]
+    reading = m.against_paper(row)
+    mark = f" <span class='pp'>{PAPER_MARK[reading]}</span>" if reading in PAPER_MARK else ""
+    body = [f"<span class='v'>{e(SHORT.get(name, name))}</span>{mark}"]
     if estimate_text(row):
         body.append(f"<br>{e(estimate_text(row))}")
     if interval_text(row):
         body.append(f"<br><span class='i'>{e(interval_text(row))}</span>")
     if adjusted_changes(row):
         body.append(f"<br><span class='adj'>adj. → {e(SHORT.get(row['adjusted'], row['adjusted']))}</span>")
-    return (f"<td class='{classes}' title='{e(chr(10).join(detail_lines(row)))}'><a href='#{anchor}'>"
+    paper = [f"paper's pattern: {pattern_words(text(row, 'pattern'), m.high_alignment)}: {reading}"] if reading else []
+    return (f"<td class='{classes}' title='{e(chr(10).join(paper + detail_lines(row)))}'><a href='#{anchor}'>"
             f"{''.join(body)}</a></td>")
 
 
@@ -120,19 +132,28 @@ Anchors = dict[tuple[str, str], str]  # (claim, column key) -> id of the finding
 
 
 def matrix_html(m: Matrix, anchors: Anchors) -> str:
-    heads = "".join(column_head(c) for c in m.columns)
-    narrow = len(m.columns) <= 3  # few columns: a narrower table, not cells stretched across the page
-    claim_width, table_width = ("38%", f"min(100%, {480 + 140 * len(m.columns)}px)") if narrow else ("26%", "100%")
+    """The matrix: one table per recipe when the run used several, each headed by its recipe."""
+    return "".join((f"<h3>Recipe <code>{e(recipe)}</code></h3>" if recipe else "")
+                   + matrix_table(m, columns, anchors) for recipe, columns in m.recipes)
+
+
+def matrix_table(m: Matrix, columns: list[Column], anchors: Anchors) -> str:
+    heads = "".join(column_head(c) for c in columns)
+    narrow = len(columns) <= 3  # few columns: a narrower table, not cells stretched across the page
+    claim_width, table_width = ("38%", f"min(100%, {480 + 140 * len(columns)}px)") if narrow else ("26%", "100%")
     body = []
     for family in m.families:
+        claims = [claim for claim in family.claims if any((claim, c.key) in m.cells for c in columns)]
+        if not claims:
+            continue
         source = f" <span class='src'>{e('; '.join(family.sources))}</span>" if family.sources else ""
-        body.append(f"<tr class='family'><th colspan='{len(m.columns) + 1}'>{e(family.title)}"
+        body.append(f"<tr class='family'><th colspan='{len(columns) + 1}'>{e(family.title)}"
                     f"{source}</th></tr>")
-        for claim in family.claims:
+        for claim in claims:
             params = split_label(claim)[1]
             label = f" <span class='label'>{e(params)}</span>" if params else ""
-            cells = "".join(matrix_cell(m.cells.get((claim, c.key)), anchors.get((claim, c.key), ""))
-                            for c in m.columns)
+            cells = "".join(matrix_cell(m, m.cells.get((claim, c.key)), anchors.get((claim, c.key), ""))
+                            for c in columns)
             body.append(f"<tr><th scope='row' class='claim' title='{e(claim)}'>{e(claim_words(m.first(claim)))}"
                         f"{label}</th>{cells}</tr>")
     return (f"<table class='matrix' style='width:{table_width}'><colgroup><col style='width:{claim_width}'></colgroup>"
@@ -142,8 +163,36 @@ def matrix_html(m: Matrix, anchors: Anchors) -> str:
 def legend_html() -> str:
     swatches = "".join(f"<span class='sw {o}'>{e(o.replace('_', ' '))}</span>" for o in OUTCOMES)
     return (f"<div class='legend'>{swatches} <span class='sw' style='outline:2px dashed #333;outline-offset:-3px'>"
-            "adj. →</span> the family-wise adjustment changes the verdict (shown after the arrow). "
+            "adj. →</span> the family-wise adjustment changes the verdict (shown after the arrow); "
+            "✓ / ✗ the verdict agrees / differs with the paper's pattern (next section). "
             "<span class='screen'>Hover a cell for its message, runs and readouts; click for the finding.</span></div>")
+
+
+def pairs_html(pairs: list[str], adjusted: int | None = None) -> str:
+    count = f"<b>{len(pairs)}</b>" + (f" ({adjusted})" if adjusted is not None else "")
+    return count + (f" <span class='label'>{e(', '.join(pairs))}</span>" if pairs else "")
+
+
+def pattern_html(m: Matrix) -> str:
+    """Each claim with a pattern, per recipe: the pairs whose verdict agrees, differs, or is undecided."""
+    lines = m.pattern_lines()
+    if not lines:
+        return ""
+    recipes = any(line.recipe for line in lines)
+    heads = "<th>claim</th>" + ("<th>recipe</th>" if recipes else "") + "<th>the paper</th>" + "".join(
+        f"<th>{h}</th>" for h in ("agrees ✓", "differs ✗", "undecided"))
+    rows = []
+    for line in lines:
+        params = split_label(line.claim)[1]
+        label = f" <span class='label'>{e(params)}</span>" if params else ""
+        rows.append(f"<tr><td>{e(claim_words(m.first(line.claim)))}{label}</td>"
+                    + (f"<td><code>{e(line.recipe)}</code></td>" if recipes else "")
+                    + f"<td>{e(pattern_words(line.pattern, m.high_alignment))}</td>"
+                    + f"<td>{pairs_html(line.agrees, line.agrees_adjusted)}</td>"
+                    + f"<td>{pairs_html(line.differs, line.differs_adjusted)}</td><td>{pairs_html(line.undecided)}</td>"
+                    + "</tr>")
+    intro = PATTERN_INTRO.format(t=m.high_alignment, command="<code>python -m harness report --high-alignment X</code>")
+    return f"<p>{intro}</p><table class='pattern'><tr>{heads}</tr>{''.join(rows)}</table>"
 
 
 def finding_item(column: str, row: dict[str, Any]) -> str:
@@ -243,6 +292,7 @@ def report_html(run: dict[str, Any], m: Matrix, colours: dict[str, str], effect_
                 passk_png: str | None) -> str:
     anchors = {cell: f"finding-{i}" for i, cell in enumerate(m.cells)}
     readouts = readouts_html(m, colours)
+    pattern = pattern_html(m)
     jobs = f"<p class='detail'>{e(jobs_line(run['jobs']))}</p>" if isinstance(run.get("jobs"), dict) else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -254,6 +304,7 @@ pass@1 and pass@K, rising to the right). A cell gives the verdict, the estimate 
 deciding look's level; a percentage is a share of the reference's gain, a signed number a pass@k difference).
 A claim that fails on a low-alignment pair is a finding, not a bug.</p>
 {legend_html()}{matrix_html(m, anchors)}
+{f"<h2>Against the paper's pattern</h2>{pattern}" if pattern else ""}
 <h2>Effect against alignment</h2>
 {figure_html(effect_png, "Effect against alignment", EFFECT_CAPTION)}
 <h2>pass@k of base and RL variants</h2>
