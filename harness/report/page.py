@@ -264,10 +264,11 @@ EFFECT_CAPTION = (
     "Each claim's effect against the pair's alignment (base pass@K), one panel per claim family and measure: "
     "a <i>gain</i> is the change in pass@k, a <i>difference</i> the variant's gain minus the reference's, a "
     "<i>share</i> the fraction of the reference's gain recovered (dashed line: all of it). Panels of one measure "
-    "share their y axis. Bars are the verdicts' intervals (95%, or the deciding look's level); a bar that "
-    "reaches the edge of a panel goes on beyond it, and a triangle at the edge is a point beyond the axis, with its "
-    "value. Series are spread slightly sideways at each "
-    "pair so that their bars stay apart. Colour = variant, as in every figure of this report.")
+    "share their y axis; a run under several recipes has a panel per recipe. The dotted vertical line is where "
+    "a pair starts to count as highly aligned (the paper's pattern). Bars are the verdicts' intervals (95%, or "
+    "the deciding look's level); a bar that reaches the edge of a panel goes on beyond it, and a triangle at the "
+    "edge is a point beyond the axis, with its value. Series are spread slightly sideways at each pair so that "
+    "their bars stay apart. Colour = variant, as in every figure of this report.")
 PASSK_CAPTION = ("pass@k of the base model (black, thick) and of each RL variant, one panel per pair in the "
                  "matrix's order (alignment rising).")
 

@@ -114,14 +114,17 @@ def _effect(row: dict[str, Any]) -> float | None:
 
 
 def _panels(m: Matrix) -> list[tuple[str, str, list[dict[str, Any]]]]:
-    """(family, measure, rows) for each family and measure with at least one plottable effect."""
+    """(title, measure, rows) for each family and measure with at least one plottable effect; per recipe too
+    when the run used several (the title names it), so that a series joins one recipe's pairs."""
     panels = []
-    for family in m.families:
-        for measure in MEASURES:
-            rows = [r for r in m.rows if text(r, "family") == family.name and (text(r, "measure") or "gain") == measure
-                    and _effect(r) is not None and not math.isnan(alignment_value(mapping(r, "alignment")))]
-            if rows:
-                panels.append((family.title, measure, rows))
+    for recipe, columns in m.recipes:
+        for family in m.families:
+            cells = [m.cells[(claim, c.key)] for claim in family.claims for c in columns if (claim, c.key) in m.cells]
+            for measure in MEASURES:
+                rows = [r for r in cells if (text(r, "measure") or "gain") == measure
+                        and _effect(r) is not None and not math.isnan(alignment_value(mapping(r, "alignment")))]
+                if rows:
+                    panels.append((family.title + (f" · {recipe}" if recipe else ""), measure, rows))
     return panels
 
 
@@ -158,6 +161,7 @@ def effect_figure(m: Matrix, colours: dict[str, str]) -> Any | None:
         for i, ((family, measure, _), lines) in enumerate(zip(panels, series, strict=True)):
             ax, key = cells[2 * cols * (i // cols) + i % cols], cells[2 * cols * (i // cols) + cols + i % cols]
             _effect_panel(ax, lines, measure, limits[measure], colours)
+            ax.axvline(m.high_alignment, color=BASE_COLOUR, ls=":", lw=0.8)  # the paper's pattern's threshold
             ax.set_title(family)
             key.legend(*ax.get_legend_handles_labels(), loc="upper left", bbox_to_anchor=(-0.25, 1), frameon=False,
                        handlelength=2.0, borderaxespad=0)
