@@ -19,6 +19,7 @@ from harness.executors import LocalWorkers
 from harness.jobs import group_key, materialize
 from harness.plan import build
 from harness.progress import GraphProgress
+from harness.registry import load_plugins
 from harness.scheduler import Scheduler, groups
 from harness.specs import DataSpec, PretrainedSpec, RecipeSpec, RewardSpec, RLSpec
 
@@ -114,6 +115,45 @@ def test_a_member_that_cannot_run_is_failed_before_it_joins_a_group(tmp_path: Pa
     assert all(cache.contains(spec) for spec in good) and sorted(outcome.computed) == sorted(s.key for s in good)
     assert len({outcome.timings[spec.key] for spec in good}) == 1  # one unit
     assert all(manifest(cache, spec.key)["group_size"] == 3 for spec in good)
+
+
+FRAGILE = """\
+from harness.registry import register_reward
+from harness.rl.rewards import batch_problems
+
+
+def fragile(task, *, seed):
+    \"\"\"1 for a correct answer; raises in the run with seed 7 (when it is first called, mid-training).\"\"\"
+    def reward(prompts, completions, **columns):
+        if seed == 7:
+            raise RuntimeError("the fragile reward breaks under seed 7")
+        return [float(task.is_correct(c, p)) for c, p in zip(completions, batch_problems(columns), strict=True)]
+    return reward
+
+
+register_reward("fragile", fragile)
+"""
+
+
+@pytest.mark.usefixtures("scratch_registry")
+def test_a_group_that_fails_at_run_time_runs_its_members_again_one_by_one(tmp_path: Path) -> None:
+    """One member breaking mid-training fails its group's run; each member is then run alone, so only the broken
+    one fails, with its own error, and the others are published as runs of their own."""
+    plugin = tmp_path / "fragile_reward.py"
+    plugin.write_text(FRAGILE)
+    load_plugins([str(plugin)])
+    cache = Cache(tmp_path / "cache")
+    materialize(ORGANISM, cache)
+    good = [rl(seed=s, reward=RewardSpec(name="fragile")) for s in range(3)]
+    bad = rl(seed=7, reward=RewardSpec(name="fragile"))
+    assert len({group_key(s) for s in [*good, bad]}) == 1
+    outcome = Scheduler(build([*good, bad], cache), LocalWorkers(2, tmp_path / "logs"), cache).run()
+    assert set(outcome.failed) == {bad.key} and "the fragile reward breaks under seed 7" in outcome.failed[bad.key]
+    assert all(cache.contains(spec) for spec in good) and sorted(outcome.computed) == sorted(s.key for s in good)
+    assert len({outcome.timings[spec.key] for spec in good}) == 3  # three units, one each
+    assert all("group_size" not in manifest(cache, spec.key) for spec in good)  # each a job of its own
+    logs = "".join(log.read_text() for log in (tmp_path / "logs").glob("worker-*.log"))
+    assert logs.count("RuntimeError: the fragile reward breaks under seed 7") == 2  # in the group, then alone
 
 
 # ---------------------------------------------------------------- in a pytest session
