@@ -9,7 +9,8 @@ nothing a claim uses and tunes nothing: the recipes stay as they are.
 Usage: python scripts/clipping.py fixtures/organisms.yaml arith-high --recipe organism-shao \
            --lr-scale 1 10 30 --rewards ground_truth random --seeds 2
 Prints one row per reward and lr multiple: pass@1 change per seed, the clipped-token fraction (mean over
-training steps) and the share of informative groups.
+training steps), the share of informative groups and, on strategy organisms, the worked style's share of
+samples after RL per seed (the analogue of Shao et al.'s code-reasoning frequency).
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 
 import numpy as np
 
 from harness.cache import Cache
 from harness.jobs import evaluate, materialize
 from harness.loading import load_fixtures, load_recipe
+from harness.readouts import strategy_readout
 from harness.rl.runner import TRAIN_LOG
 from harness.specs import RewardSpec, RLSpec
 
@@ -44,9 +47,12 @@ def main() -> None:
     recipe, budgets = load_recipe(args.recipe) if args.recipe else (pair.recipe, pair.budgets)
     steps = budgets[args.budget]
     cache = Cache()
-    base = evaluate(pair.eval, cache).pass_at_k(1)
+    styles = pair.task.family == "strategy"  # strategy organisms: the worked style's share, before and after
+    base_result = evaluate(pair.eval, cache)
+    base = base_result.pass_at_k(1)
     print(f"{pair.id} under {recipe.name}: lr {recipe.learning_rate:g}, {steps} steps, "
-          f"clip {recipe.epsilon}/{recipe.epsilon_high}; base pass@1 {base:.3f}", flush=True)
+          f"clip {recipe.epsilon}/{recipe.epsilon_high}; base pass@1 {base:.3f}"
+          + (f", worked share {strategy_readout(base_result).share('worked'):.3f}" if styles else ""), flush=True)
     for reward in args.rewards:
         for scale in args.lr_scale:
             rows = []
@@ -55,14 +61,16 @@ def main() -> None:
                 spec = RLSpec(model=pair.model, task=pair.rl_task, recipe=scaled, steps=steps, seed=seed,
                               reward=RewardSpec(name=reward))
                 log = json.loads((materialize(spec, cache) / TRAIN_LOG).read_text())
-                after = evaluate(dataclasses.replace(pair.eval, model=spec), cache).pass_at_k(1)
+                result = evaluate(dataclasses.replace(pair.eval, model=spec), cache)
                 clipped = [r["clip_ratio/region_mean"] for r in log if "clip_ratio/region_mean" in r]
                 informative = [1 - r["frac_reward_zero_std"] for r in log if "frac_reward_zero_std" in r]
-                rows.append((after - base, float(np.mean(clipped)) if clipped else 0.0,
-                             float(np.mean(informative)) if informative else 0.0))
+                rows.append((result.pass_at_k(1) - base, float(np.mean(clipped)) if clipped else 0.0,
+                             float(np.mean(informative)) if informative else 0.0,
+                             strategy_readout(result).share("worked") if styles else math.nan))
             print(f"{reward:>14} lr x{scale:<5g}: pass@1 change {' '.join(f'{r[0]:+.3f}' for r in rows)}; "
                   f"clipped {np.mean([r[1] for r in rows]):.4%}; "
-                  f"informative groups {np.mean([r[2] for r in rows]):.1%}", flush=True)
+                  f"informative groups {np.mean([r[2] for r in rows]):.1%}"
+                  + (f"; worked share {' '.join(f'{r[3]:.3f}' for r in rows)}" if styles else ""), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,46 @@
+"""The diagnostic scripts under scripts/, run as a user runs them, on a tiny pair."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from helpers import RECIPE, REPO, subprocess_env
+
+PAIRS = """\
+defaults:
+  eval: {num_problems: 8, n: 4, max_new_tokens: 4}
+  alignment_k: 4
+  recipe: tiny.yaml
+pairs:
+  tiny:
+    model: {organism: {mix: [{task: {family: arithmetic, params: {digits: 1}}}], steps: 60}}
+    task: {family: arithmetic, params: {digits: 1}}
+"""
+
+
+def script(directory: Path, name: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "scripts" / name), *args], cwd=directory, capture_output=True,
+                          text=True, env=subprocess_env(CLAIMS_CACHE=str(directory / "cache")), timeout=600)
+
+
+def test_clipping_reports_the_clipped_fraction_at_each_lr_multiple(tmp_path: Path) -> None:
+    (tmp_path / "tiny.yaml").write_text(RECIPE)
+    (tmp_path / "pairs.yaml").write_text(PAIRS)
+    done = script(tmp_path, "clipping.py", "pairs.yaml", "tiny", "--lr-scale", "1", "30", "--rewards", "ground_truth",
+                  "random", "--seeds", "2", "--budget", "smoke")
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert re.fullmatch(r"tiny under tiny: lr 0\.0003, 4 steps, clip 0\.2/0\.28; base pass@1 \d\.\d{3}", lines[0])
+    rows = [re.fullmatch(r" *(\w+) lr x(\d+) *: pass@1 change ([-+]\d\.\d{3}) ([-+]\d\.\d{3}); clipped (\d+\.\d{4})%; "
+                         r"informative groups \d+\.\d%", line) for line in lines[1:]]
+    assert all(rows) and [(r[1], r[2]) for r in rows] == [("ground_truth", "1"), ("ground_truth", "30"),
+                                                          ("random", "1"), ("random", "30")]
+    clipped = {(r[1], r[2]): float(r[5]) for r in rows}
+    for reward in ("ground_truth", "random"):  # 30 times the update: more tokens leave the clip range
+        assert clipped[(reward, "30")] > clipped[(reward, "1")]
+
+    wrong = script(tmp_path, "clipping.py", "pairs.yaml", "huge")
+    assert wrong.returncode == 2 and wrong.stderr.splitlines()[-1].endswith("pairs.yaml: no pair 'huge'")
