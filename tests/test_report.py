@@ -211,6 +211,11 @@ def test_ids_that_name_their_recipe_are_shown_without_it(tmp_path: Path, recorde
     assert recipe_tables(page) == [("organism", ["arith-high"]), ("organism-shao", ["arith-high"])]
     for key in ("arith-high@organism", "arith-high@organism-shao"):  # the header's hover names the id in full
         assert f"<th scope='col' title='{key}'>arith-high<" in page
+    run["rows"] = [r for r in with_patterns(run)["rows"] if r["recipe"] == "organism-shao"]  # `-k organism-shao`
+    page = render(tmp_path, run)[1]
+    assert recipe_tables(page) == [("organism-shao", ["arith-high"])]  # one recipe, still named
+    assert all(line.agrees + line.differs + line.undecided == ["arith-high"]
+               for line in build_matrix(run["rows"]).pattern_lines())
 
 
 # Readouts of one strategy-organism run as harness.readouts records them (abridged from a smoke run).

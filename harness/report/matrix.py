@@ -185,8 +185,8 @@ class Matrix:
     @property
     def recipes(self) -> list[tuple[str, list[Column]]]:
         """The columns by recipe (sorted by name; each group in the matrix's order), or one group of every column
-        named "" when the run used a single recipe."""
-        if len({c.recipe for c in self.columns}) <= 1:
+        named "" when the run used a single recipe and its pair ids do not name it (no ``--recipe``)."""
+        if len({c.recipe for c in self.columns}) <= 1 and all(c.name == c.pair for c in self.columns):
             return [("", self.columns)]
         groups: dict[str, list[Column]] = {}
         for column in self.columns:
@@ -211,7 +211,7 @@ class Matrix:
         for family in self.families:
             for claim in family.claims:
                 for recipe, columns in self.recipes:
-                    cells = [(c.pair, self.cells[(claim, c.key)]) for c in columns if (claim, c.key) in self.cells]
+                    cells = [(c.name, self.cells[(claim, c.key)]) for c in columns if (claim, c.key) in self.cells]
                     reading = {pair: self.against_paper(row) for pair, row in cells}
                     if not any(reading.values()):
                         continue
