@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from harness.report.matrix import (
+    PAPER_MARK,
     PATTERN_INTRO,
     Column,
     Matrix,
@@ -39,13 +40,11 @@ def code_block(value: str) -> str:
     return f"{fence}\n{value}\n{fence}"
 
 
-PAPER_MARK = {"agrees": " ✓", "differs": " ✗"}
-
-
 def cell(row: dict[str, Any] | None, reading: str | None = None) -> str:
     if row is None:
         return "–"
-    words = [md(row["outcome"] or "?") + PAPER_MARK.get(reading or "", ""), md(estimate_text(row)),
+    mark = f" {PAPER_MARK[reading]}" if reading in PAPER_MARK else ""
+    words = [md(row["outcome"] or "?") + mark, md(estimate_text(row)),
              md(interval_text(row))]
     if adjusted_changes(row):
         words.append(f"(adjusted: {md(row['adjusted'])})")

@@ -23,6 +23,7 @@ MEASURES = ("gain", "difference", "fraction")
 # arXiv 2508.21188 publishes no number; 0.9 puts every organism built as "-high" (0.91-0.98) and the strategy
 # pairs (1.00) above it and every "-low" one (0.48-0.78) below. `python -m harness report --high-alignment X`.
 HIGH_ALIGNMENT = 0.9
+PAPER_MARK = {"agrees": "✓", "differs": "✗"}  # beside a verdict that agrees / differs with the paper's pattern
 PATTERN_INTRO = (
     "arXiv 2508.21188 finds that the surprising claims (spurious rewards and self-rewards, one-shot RL, training on "
     "negative samples) hold only where the base model is already highly aligned with the task, and that standard "

@@ -11,6 +11,7 @@ from typing import Any
 
 from harness.report.matrix import (
     OUTCOMES,
+    PAPER_MARK,
     PATTERN_INTRO,
     SHORT,
     Column,
@@ -104,9 +105,6 @@ def column_head(column: Column) -> str:
         parts.append(f"{big[0]} {big[1]:.2f}")
     return (f"<th scope='col' title='{e(column.key)}'>{e(column.name)}"
             f"<span class='al'>{'<br>'.join(map(e, parts))}</span></th>")
-
-
-PAPER_MARK = {"agrees": "✓", "differs": "✗"}
 
 
 def matrix_cell(m: Matrix, row: dict[str, Any] | None, anchor: str) -> str:
