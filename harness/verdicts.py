@@ -92,23 +92,23 @@ def readouts(outcome: RLOutcome) -> dict[str, float]:
     """
     if outcome.unexercisable is not None:
         return {}
-    informative, clipped, start, end = [], [], [], []
-    for log in outcome.logs:
-        zero = [r["frac_reward_zero_std"] for r in log if "frac_reward_zero_std" in r]
-        if zero:
-            informative.append(1.0 - _mean(zero))
-        clip = [r["clip_ratio/region_mean"] for r in log if "clip_ratio/region_mean" in r]
-        if clip:
-            clipped.append(_mean(clip))
-        entropy = [r["entropy"] for r in log if "entropy" in r]
-        if entropy:
-            quarter = max(1, len(entropy) // 4)
-            start.append(_mean(entropy[:quarter]))
-            end.append(_mean(entropy[-quarter:]))
-    out = {"informative_share": _mean(informative), "clipped_fraction": _mean(clipped),
-           "entropy_start": _mean(start), "entropy_end": _mean(end)}
+    runs = [log_readouts(log) for log in outcome.logs]
+    out = {k: _mean([v for run in runs if not math.isnan(v := run[k])])
+           for k in ("informative_share", "clipped_fraction", "entropy_start", "entropy_end")}
     out.update(strategy_readouts(outcome))
     return {k: v for k, v in out.items() if not (isinstance(v, float) and math.isnan(v))}
+
+
+def log_readouts(log: list[dict[str, Any]]) -> dict[str, float]:
+    """One run's training-log readouts (NaN where the log has none): the share of groups whose rewards varied
+    (rollout steps), the fraction of completion tokens whose PPO ratio was clipped (update steps), and the
+    policy entropy over the first and the last quarter of the logged steps."""
+    zero = [r["frac_reward_zero_std"] for r in log if "frac_reward_zero_std" in r]
+    clip = [r["clip_ratio/region_mean"] for r in log if "clip_ratio/region_mean" in r]
+    entropy = [r["entropy"] for r in log if "entropy" in r]
+    quarter = max(1, len(entropy) // 4)
+    return {"informative_share": 1.0 - _mean(zero), "clipped_fraction": _mean(clip),
+            "entropy_start": _mean(entropy[:quarter]), "entropy_end": _mean(entropy[-quarter:])}
 
 
 def strategy_readouts(outcome: RLOutcome) -> dict[str, Any]:

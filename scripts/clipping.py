@@ -28,6 +28,7 @@ from harness.loading import load_fixtures, load_recipe
 from harness.readouts import strategy_readout
 from harness.rl.runner import TRAIN_LOG
 from harness.specs import RewardSpec, RLSpec
+from harness.verdicts import log_readouts
 
 
 def main() -> None:
@@ -62,10 +63,8 @@ def main() -> None:
                               reward=RewardSpec(name=reward))
                 log = json.loads((materialize(spec, cache) / TRAIN_LOG).read_text())
                 result = evaluate(dataclasses.replace(pair.eval, model=spec), cache)
-                clipped = [r["clip_ratio/region_mean"] for r in log if "clip_ratio/region_mean" in r]
-                informative = [1 - r["frac_reward_zero_std"] for r in log if "frac_reward_zero_std" in r]
-                rows.append((result.pass_at_k(1) - base, float(np.mean(clipped)) if clipped else 0.0,
-                             float(np.mean(informative)) if informative else 0.0,
+                read = log_readouts(log)
+                rows.append((result.pass_at_k(1) - base, read["clipped_fraction"], read["informative_share"],
                              strategy_readout(result).share("worked") if styles else math.nan))
             print(f"{reward:>14} lr x{scale:<5g}: pass@1 change {' '.join(f'{r[0]:+.3f}' for r in rows)}; "
                   f"clipped {np.mean([r[1] for r in rows]):.4%}; "
