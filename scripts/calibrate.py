@@ -27,10 +27,11 @@ import numpy as np
 
 from harness.cache import Cache
 from harness.jobs import evaluate, materialize
-from harness.loading import load_fixtures
+from harness.loading import load_fixtures, load_recipe
 from harness.models import load_model
 from harness.rl.runner import TRAIN_LOG
 from harness.specs import RLSpec
+from harness.verdicts import log_readouts
 
 REFERENCE_RMS = 0.02  # Qwen2.5-7B's initializer_range: the assumed scale of the paper's weights
 LEVELLED = 0.9  # a budget has levelled off when its gain reaches this share of the largest budget's
@@ -53,9 +54,9 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=None, help="skip the rule and use this learning rate")
     args = parser.parse_args()
 
-    from harness.loading import load_recipe
-
-    pair = next(p for p in load_fixtures(args.pairs) if p.id == args.pair)
+    pair = next((p for p in load_fixtures(args.pairs) if p.id == args.pair), None)
+    if pair is None:
+        parser.error(f"{args.pairs}: no pair {args.pair!r}")
     recipe = load_recipe(args.recipe)[0] if args.recipe else pair.recipe
     cache = Cache()
     model, _ = load_model(pair.model, materialize(pair.model, cache))
@@ -74,10 +75,9 @@ def main() -> None:
             spec = RLSpec(model=pair.model, task=pair.rl_task, recipe=recipe, steps=steps, seed=seed)
             log = json.loads((materialize(spec, cache) / TRAIN_LOG).read_text())
             after = evaluate(dataclasses.replace(pair.eval, model=spec), cache)
-            clipped = [r["clip_ratio/region_mean"] for r in log if "clip_ratio/region_mean" in r]
-            informative = [1 - r["frac_reward_zero_std"] for r in log if "frac_reward_zero_std" in r]
+            read = log_readouts(log)
             rows.append((after.pass_at_k(1) - base.pass_at_k(1), after.pass_at_k(k) - base.pass_at_k(k),
-                         float(np.mean(clipped)) if clipped else 0.0, float(np.mean(informative))))
+                         read["clipped_fraction"], read["informative_share"]))
         gains[steps] = float(np.mean([r[0] for r in rows]))
         print(f"steps {steps:5d}: pass@1 gain {' '.join(f'{r[0]:+.3f}' for r in rows)} (mean {gains[steps]:+.3f}); "
               f"pass@{k} {' '.join(f'{r[1]:+.3f}' for r in rows)}; clipped {np.mean([r[2] for r in rows]):.4%}; "
