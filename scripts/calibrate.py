@@ -13,8 +13,9 @@ largest budget (the gain has levelled off). Nothing here looks at any other vari
 
 Usage: python scripts/calibrate.py fixtures/organisms.yaml arith-clean --recipe organism \
            --paper-lr 1e-6 --steps 100 200 400 800 --seeds 2
-Prints the rule's numbers and one row per budget (pass@1 and pass@K gains per seed, the clipped-token
-fraction, the share of informative groups); pass the lr it prints to the recipe file by hand.
+Prints the rule's numbers (and the --lr that overrides it) and one row per budget (pass@1 and pass@K gains
+per seed, the clipped-token fraction, the share of informative groups); pass the lr it prints to the recipe
+file by hand.
 """
 
 from __future__ import annotations
@@ -61,9 +62,10 @@ def main() -> None:
     cache = Cache()
     model, _ = load_model(pair.model, materialize(pair.model, cache))
     rms = weight_rms(model)
-    lr = args.lr or float(f"{args.paper_lr * rms / REFERENCE_RMS:.2g}")
-    print(f"{pair.id}: weight rms {rms:.4f}; lr = {args.paper_lr:g} x {rms:.4f} / {REFERENCE_RMS} = {lr:g}",
-          flush=True)
+    rule = float(f"{args.paper_lr * rms / REFERENCE_RMS:.2g}")
+    lr = args.lr or rule
+    print(f"{pair.id}: weight rms {rms:.4f}; rule lr = {args.paper_lr:g} x {rms:.4f} / {REFERENCE_RMS} = {rule:g}"
+          + (f"; running at --lr {lr:g}" if args.lr else ""), flush=True)
     recipe = dataclasses.replace(recipe, learning_rate=lr)
     base = evaluate(pair.eval, cache)
     k = pair.alignment_k

@@ -52,11 +52,12 @@ def test_calibrate_prints_the_rule_and_the_levelled_budget(tmp_path: Path) -> No
     done = script(tmp_path, "calibrate.py", "pairs.yaml", "tiny", "--steps", "2", "4", "--seeds", "2")
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.splitlines()
-    rule = re.fullmatch(r"tiny: weight rms (\d\.\d{4}); lr = 1e-06 x \1 / 0\.02 = ([\d.e-]+)", lines[0])
+    rule = re.fullmatch(r"tiny: weight rms (\d\.\d{4}); rule lr = 1e-06 x \1 / 0\.02 = ([\d.e-]+)", lines[0])
     assert rule and float(rule[2]) == float(f"{1e-6 * float(rule[1]) / 0.02:.2g}")
     assert re.fullmatch(r"base pass@1 \d\.\d{3} pass@4 \d\.\d{3}", lines[1])
     rows = [re.fullmatch(r"steps +(\d+): pass@1 gain ([-+]\d\.\d{3}) ([-+]\d\.\d{3}) \(mean ([-+]\d\.\d{3})\); "
-                         r"pass@4 \S+ \S+; clipped \d+\.\d{4}%; informative groups \d+\.\d%", line) for line in lines[2:4]]
+                         r"pass@4 \S+ \S+; clipped \d+\.\d{4}%; informative groups \d+\.\d%", line)
+            for line in lines[2:4]]
     assert all(rows) and [r[1] for r in rows] == ["2", "4"]
     gains = {int(r[1]): float(r[4]) for r in rows}
     levelled = re.fullmatch(r"standard budget: (\d+) steps \(the first budget with >= 90% of the gain at 4 steps\)",
@@ -64,6 +65,10 @@ def test_calibrate_prints_the_rule_and_the_levelled_budget(tmp_path: Path) -> No
     assert levelled
     expected = 2 if gains[4] > 0 and gains[2] >= 0.9 * gains[4] else 4
     assert int(levelled[1]) == expected
+
+    fixed = script(tmp_path, "calibrate.py", "pairs.yaml", "tiny", "--steps", "2", "--seeds", "1", "--lr", rule[2])
+    assert fixed.returncode == 0, fixed.stderr[-3000:]  # the rule's own lr: its runs come from the cache
+    assert fixed.stdout.splitlines()[0] == f"{lines[0]}; running at --lr {rule[2]}"
 
     wrong = script(tmp_path, "calibrate.py", "pairs.yaml", "huge")
     assert wrong.returncode == 2 and wrong.stderr.splitlines()[-1].endswith("pairs.yaml: no pair 'huge'")
