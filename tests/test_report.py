@@ -380,6 +380,19 @@ def test_effects_beyond_the_axis_are_marked_at_the_edge_with_their_value(recorde
     assert "500%" in [t.get_text() for t in ax.texts]
 
 
+def test_a_pass_at_k_change_reads_within_its_bounds_and_a_share_as_computed(tmp_path: Path, recorded: Any) -> None:
+    run, _ = recorded
+    gain = next(r for r in run["rows"] if r["measure"] == "gain")
+    share = next(r for r in run["rows"] if r["measure"] == "fraction")
+    gain["low"], gain["high"] = -5.272, 0.5
+    share["low"], share["high"] = -5.272, 3.0
+    markdown, page = render(tmp_path, run)
+    cells = MatrixTable(page).cells
+    assert "[-1.000, +0.500]" in next(c for c in cells if gain["nodeid"] in c["title"])["text"]
+    assert "[-527%, 300%]" in next(c for c in cells if share["nodeid"] in c["title"])["text"]
+    assert md("[-1.000, +0.500]") in markdown and "5.272" not in markdown
+
+
 def test_wide_intervals_do_not_set_the_axis_of_a_measure(recorded: Any) -> None:
     """A two-run t interval far beyond pass@k's bounds runs to the panel's edge; the axis follows the estimates."""
     run, _ = recorded

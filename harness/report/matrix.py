@@ -292,11 +292,18 @@ def estimate_text(row: dict[str, Any]) -> str:
     return "" if value is None else _fmt(value, text(row, "measure"))
 
 
+BOUNDED = ("gain", "difference")  # changes of a pass@k: within [-1, 1] whatever the interval's arithmetic gives
+
+
 def interval_text(row: dict[str, Any]) -> str:
+    """The interval in the row's measure; a pass@k change's is cut to [-1, 1] (a two-run t interval can
+    reach far beyond what the measure can take)."""
     low, high = number(row, "low"), number(row, "high")
     if low is None or high is None:
         return ""
     measure = text(row, "measure")
+    if measure in BOUNDED:
+        low, high = max(low, -1.0), min(high, 1.0)
     return f"[{_fmt(low, measure)}, {_fmt(high, measure)}]"
 
 
