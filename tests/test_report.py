@@ -198,7 +198,7 @@ def test_two_recipes_give_a_table_each(tmp_path: Path, recorded: Any) -> None:
     assert recipe_tables(page) == [("batched-v2", ["arith-high"]), ("organism", ["logic-low", "arith-high"])]
     assert "### Recipe batched-v2\n\n| family | claim | arith-high (pass@1=0.71, pass@64=0.99) |" in md_text
     panels = [ax for ax in figures(run, []).effect.axes if ax.get_title()]  # a panel per family per recipe
-    assert {"spurious · batched-v2", "spurious · organism"} <= {ax.get_title() for ax in panels}
+    assert {"spurious\nbatched-v2", "spurious\norganism"} <= {ax.get_title() for ax in panels}  # family, then recipe
     assert all(any(list(line.get_xdata()) == [0.9, 0.9] for line in ax.lines) for ax in panels)  # the threshold
 
 

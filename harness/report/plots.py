@@ -124,7 +124,7 @@ def _panels(m: Matrix) -> list[tuple[str, str, list[dict[str, Any]]]]:
                 rows = [r for r in cells if (text(r, "measure") or "gain") == measure
                         and _effect(r) is not None and not math.isnan(alignment_value(mapping(r, "alignment")))]
                 if rows:
-                    panels.append((family.title + (f" · {recipe}" if recipe else ""), measure, rows))
+                    panels.append((family.title + (f"\n{recipe}" if recipe else ""), measure, rows))
     return panels
 
 
