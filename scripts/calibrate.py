@@ -86,7 +86,7 @@ def main() -> None:
               f"informative groups {np.mean([r[3] for r in rows]):.1%}", flush=True)
     top = gains[max(gains)]
     levelled = min((s for s, g in gains.items() if top > 0 and g >= LEVELLED * top), default=max(gains))
-    print(f"standard budget: {levelled} steps (the first budget with >= {LEVELLED:.0%} of the gain at "
+    print(f"levelled off at {levelled} steps (the first budget with >= {LEVELLED:.0%} of the gain at "
           f"{max(gains)} steps)")
 
 

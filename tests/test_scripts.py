@@ -60,7 +60,7 @@ def test_calibrate_prints_the_rule_and_the_levelled_budget(tmp_path: Path) -> No
             for line in lines[2:4]]
     assert all(rows) and [r[1] for r in rows] == ["2", "4"]
     gains = {int(r[1]): float(r[4]) for r in rows}
-    levelled = re.fullmatch(r"standard budget: (\d+) steps \(the first budget with >= 90% of the gain at 4 steps\)",
+    levelled = re.fullmatch(r"levelled off at (\d+) steps \(the first budget with >= 90% of the gain at 4 steps\)",
                             lines[4])
     assert levelled
     expected = 2 if gains[4] > 0 and gains[2] >= 0.9 * gains[4] else 4
