@@ -19,6 +19,7 @@ OUTCOMES = ("holds", "fails", "inconclusive", "not_exercised")
 SHORT = {"holds": "holds", "fails": "FAILS", "inconclusive": "incon.", "not_exercised": "not ex."}
 RENAMED = {"vacuous": "not_exercised"}  # outcome names of earlier records
 MEASURES = ("gain", "difference", "fraction")
+BOUNDS = {"gain": (-1.0, 1.0), "difference": (-1.0, 1.0)}  # what a pass@k change can take; shares are unbounded
 # Base pass@K at or above which a pair counts as highly aligned when a run is read against the paper's pattern.
 # arXiv 2508.21188 publishes no number; 0.9 puts every organism built as "-high" (0.91-0.98) and the strategy
 # pairs (1.00) above it and every "-low" one (0.48-0.78) below. `python -m harness report --high-alignment X`.
@@ -292,9 +293,6 @@ def estimate_text(row: dict[str, Any]) -> str:
     return "" if value is None else _fmt(value, text(row, "measure"))
 
 
-BOUNDED = ("gain", "difference")  # changes of a pass@k: within [-1, 1] whatever the interval's arithmetic gives
-
-
 def interval_text(row: dict[str, Any]) -> str:
     """The interval in the row's measure; a pass@k change's is cut to [-1, 1] (a two-run t interval can
     reach far beyond what the measure can take)."""
@@ -302,8 +300,9 @@ def interval_text(row: dict[str, Any]) -> str:
     if low is None or high is None:
         return ""
     measure = text(row, "measure")
-    if measure in BOUNDED:
-        low, high = max(low, -1.0), min(high, 1.0)
+    if measure in BOUNDS:
+        floor, ceiling = BOUNDS[measure]
+        low, high = max(low, floor), min(high, ceiling)
     return f"[{_fmt(low, measure)}, {_fmt(high, measure)}]"
 
 

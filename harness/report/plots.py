@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.report.matrix import (
+    BOUNDS,
     MEASURES,
     Column,
     Matrix,
@@ -43,7 +44,7 @@ LEGEND_LINE_IN = 0.16  # height of one 8-pt legend line
 LEGEND_CHARS = 24  # legend text wider than this wraps (an effect panel is a third of WIDTH_IN)
 # The y range a measure's panels may span: a fraction of a tiny reference gain can be huge, and a t interval of two
 # runs can pass the bounds of pass@k; points beyond are drawn at the edge with their value.
-MEASURE_LIMITS = {"fraction": (-1.5, 2.0), "gain": (-1.0, 1.0), "difference": (-1.0, 1.0)}
+MEASURE_LIMITS = {"fraction": (-1.5, 2.0), **BOUNDS}  # a share of the gain: a display range
 KS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 MEASURE_LABELS = {"gain": "gain in pass@k", "difference": "gain minus reference gain",
                   "fraction": "share of reference gain"}
