@@ -54,7 +54,7 @@ import itertools
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from statistics import NormalDist
 from typing import Literal
 
@@ -434,24 +434,41 @@ def decide(e: Estimate, *, lower: float = -INF, upper: float = INF, threshold: f
                    se=e.se, df=e.df, runs=e.runs, checks=(check,))
 
 
+PASS_AT_K_CHANGE = (-1.0, 1.0)  # what a change of a pass@k (or a difference of two changes) can take
+
+
+def _pass_at_k_change(verdict: Verdict) -> Verdict:
+    """The verdict with its interval cut to what a pass@k change can take (a two-run t interval can reach far
+    beyond; the outcome and p-values are unchanged, as every threshold lies inside). An unknown interval
+    (infinite: no variance to build it from) stays as it is."""
+    if not (math.isfinite(verdict.low) and math.isfinite(verdict.high)):
+        return verdict
+    floor, ceiling = PASS_AT_K_CHANGE
+    return replace(verdict, low=max(verdict.low, floor), high=min(verdict.high, ceiling))
+
+
 def gain_above(before: np.ndarray, group: Group, *, threshold: float = 0.0, alpha: float = 0.05) -> Verdict:
     """Claim "the group's mean gain > threshold": before ``(P,)``, ``group.after`` ``(S, P)``."""
-    return decide(contrast(before, [group], [1.0]), lower=threshold, threshold=threshold, alpha=alpha)
+    return _pass_at_k_change(decide(contrast(before, [group], [1.0]), lower=threshold, threshold=threshold,
+                                    alpha=alpha))
 
 
 def gain_below(before: np.ndarray, group: Group, *, threshold: float = 0.0, alpha: float = 0.05) -> Verdict:
     """Claim "the group's mean gain < threshold" (e.g. PSR lowers large-k pass@k)."""
-    return decide(contrast(before, [group], [1.0]), upper=threshold, threshold=threshold, alpha=alpha)
+    return _pass_at_k_change(decide(contrast(before, [group], [1.0]), upper=threshold, threshold=threshold,
+                                    alpha=alpha))
 
 
 def within(before: np.ndarray, a: Group, b: Group, *, eps: float, alpha: float = 0.05) -> Verdict:
     """Claim "|gain_a - gain_b| < eps": TOST (Schuirmann 1987), each side one-sided at ``alpha / 2``."""
-    return decide(contrast(before, [a, b], [1.0, -1.0]), lower=-eps, upper=eps, threshold=eps, alpha=alpha)
+    return _pass_at_k_change(decide(contrast(before, [a, b], [1.0, -1.0]), lower=-eps, upper=eps, threshold=eps,
+                                    alpha=alpha))
 
 
 def not_worse(before: np.ndarray, a: Group, b: Group, *, eps: float, alpha: float = 0.05) -> Verdict:
     """Claim "gain_a > gain_b - eps" (non-inferiority); ``b`` may be the base itself via ``gain_above``."""
-    return decide(contrast(before, [a, b], [1.0, -1.0]), lower=-eps, threshold=-eps, alpha=alpha)
+    return _pass_at_k_change(decide(contrast(before, [a, b], [1.0, -1.0]), lower=-eps, threshold=-eps,
+                                    alpha=alpha))
 
 
 def _fieller(a: float, b: float, var_a: float, var_b: float, cov: float, q: float) -> tuple[float, float]:

@@ -490,3 +490,17 @@ def test_adjusted_outcome() -> None:
     assert adjusted_outcome("holds", 0.03) == "inconclusive"
     assert adjusted_outcome("fails", 0.03) == "inconclusive"
     assert adjusted_outcome("not_exercised", 0.9) == "not_exercised"
+
+
+def test_a_pass_at_k_change_keeps_its_interval_within_what_the_measure_can_take() -> None:
+    """Two runs far apart give a 1-df t interval far beyond [-1, 1]; the claims cut it there, deciding as before."""
+    before = np.full(4, 0.5)
+    apart = Group(np.array([[0.0, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0]]))
+    raw = decide(contrast(before, [apart], [1.0]), lower=-0.02, threshold=-0.02)
+    assert raw.low < -1.0 and raw.high > 1.0
+    for verdict in (gain_above(before, apart, threshold=-0.02), not_worse(before, apart, Group(np.full((2, 4), 0.5)),
+                                                                            eps=0.02)):
+        assert (verdict.low, verdict.high) == (-1.0, 1.0)
+        assert (verdict.outcome, verdict.p_value) == (raw.outcome, raw.p_value)
+    lone = gain_above(before, Group(np.array([[0.6, 0.6, 0.6, 0.6]])))  # one run, no prior: no interval at all
+    assert (lone.low, lone.high) == (-math.inf, math.inf) and lone.reason == UNKNOWN
